@@ -1,0 +1,5 @@
+import sys
+
+from skinattn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ``skinattn`` command line.
+
+Each feature area registers its own subcommands from a module in this package, so that adding a command
+never touches the others. Heavy imports (torch, timm) happen inside the command handlers, which keeps
+``skinattn --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from skinattn import __version__
+from skinattn.errors import SkinattnError
+
+# Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
+COMMAND_MODULES: tuple[str, ...] = (
+    "skinattn.cli.models",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skinattn",
+        description="Train, evaluate, register and serve Soft-Attention CNN classifiers of dermoscopy images.",
+    )
+    parser.add_argument("--version", action="version", version=f"skinattn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except SkinattnError as exc:
+        print(f"skinattn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"skinattn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

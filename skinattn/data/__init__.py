@@ -1,0 +1,1 @@
+"""Data: readers of dermoscopy collections, validation, manifests, splits, balancing and caches."""
