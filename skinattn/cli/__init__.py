@@ -18,6 +18,8 @@ from skinattn.errors import SkinattnError
 # Modules with a ``register(subparsers)`` function, in the order their commands appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "skinattn.cli.models",
+    "skinattn.cli.ingest",
+    "skinattn.cli.prepare",
 )
 
 
