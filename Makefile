@@ -11,7 +11,7 @@ DEMO_DIR ?= demo-output
 export BENTOML_DO_NOT_TRACK := True
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The offline infrastructure checks (render + validate manifests, lint Dockerfiles) run first.
+test: $(STAMP) lint-infra
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but the tests marked slow: for the edit-test loop.
@@ -31,5 +32,15 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/skinattn demo --out $(DEMO_DIR)
 
+# Benchmarks print JSON and a table each; figures are recorded in BENCHMARKS.md. Real images are read
+# from $$SKINATTN_REAL_DATA (default ../shared/data) where a benchmark needs them.
+bench: $(STAMP)
+	@set -e; for script in benchmarks/bench_*.py; do \
+		echo "== $$script"; SKINATTN_REAL_DATA=$${SKINATTN_REAL_DATA:-../shared/data} $(BIN)/python $$script; \
+	done
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .venv-infra build/infra-rendered
+
+# Kept last: infra/lint.mk's first target is a file target and must not become the default goal.
+include infra/lint.mk

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Offline checks of infra/ (run by `make lint-infra`; needs the tools from `make infra-tools`):
+#   1. render every kustomization under infra/k8s with `kubectl kustomize`;
+#   2. validate every rendered object against the Kubernetes JSON schemas (strict: unknown fields fail);
+#   3. lint every Dockerfile under infra/docker with hadolint;
+#   4. checkov static scan of the rendered manifests and the Dockerfiles (accepted findings: infra/checkov.yaml);
+#   5. conformance of the rendered manifests with infra/image.env and infra/cluster.env (infra/conformance.py);
+#   6. the remote KFP kustomizations pin the release in infra/cluster.env.
+# Every step runs even after a failure, so one run reports everything; the exit status is 1 if any failed.
+# Skipped items are printed with the reason.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+TOOLS="${INFRA_TOOLS_BIN:-$PWD/.venv-infra/bin}"
+RENDER_DIR="${INFRA_RENDER_DIR:-build/infra-rendered}"
+# Oldest Kubernetes minor release we support, and the newest whose schemas kubernetes-validate bundles.
+K8S_VERSIONS="${INFRA_K8S_VERSIONS:-1.31.0 1.37.0}"
+# checkov must not fetch policy metadata from its vendor's API (no internet here; it would time out).
+export BC_SKIP_MAPPING=TRUE
+
+for tool in kubectl kubernetes-validate hadolint checkov python; do
+    if [[ ! -x "$TOOLS/$tool" ]]; then
+        echo "lint-infra: $TOOLS/$tool not found; run 'make infra-tools' first" >&2
+        exit 2
+    fi
+done
+
+failures=()
+step() { echo; echo "=== $*"; }
+fail() { failures+=("$1"); echo "FAILED: $1"; }
+
+step "1. render kustomizations"
+# Deployable units (base, overlays/*) are scanned and checked for conformance; the others are building
+# blocks of the base (one namespace each), rendered and schema-validated here and scanned as part of it.
+rm -rf "$RENDER_DIR" && mkdir -p "$RENDER_DIR/parts"
+rendered=()
+deployable=()
+while IFS= read -r file; do
+    dir="$(dirname "$file")"
+    name="${dir#infra/k8s/}"
+    name="${name//\//-}"
+    if grep -qE '^kind: *Component' "$file"; then
+        echo "skip $dir: a kustomize Component cannot be built alone; it is rendered inside the overlays that use it"
+        continue
+    fi
+    if grep -qE '^\s*-\s*(https?://|github\.com/|git@)' "$file"; then
+        echo "skip $dir: its resources are a remote release (Kubeflow Pipelines) that cannot be fetched offline; step 6 checks the pinned version instead"
+        continue
+    fi
+    case "$dir" in
+        infra/k8s/base | infra/k8s/overlays/*) out="$RENDER_DIR/$name.yaml" ;;
+        *) out="$RENDER_DIR/parts/$name.yaml" ;;
+    esac
+    if "$TOOLS/kubectl" kustomize "$dir" > "$out"; then
+        echo "ok   $dir -> $out ($(grep -c '^kind:' "$out") objects)"
+        rendered+=("$out")
+        [[ "$out" == "$RENDER_DIR/$name.yaml" ]] && deployable+=("$name")
+    else
+        fail "kubectl kustomize $dir"
+        rm -f "$out"
+    fi
+done < <(find infra/k8s -name kustomization.yaml | sort)
+[[ ${#deployable[@]} -gt 0 ]] || fail "no deployable kustomization (base, overlays/*) rendered"
+
+step "2. validate rendered objects against Kubernetes schemas ($K8S_VERSIONS)"
+for file in "${rendered[@]}"; do
+    for version in $K8S_VERSIONS; do
+        if "$TOOLS/kubernetes-validate" --strict --quiet -k "$version" "$file"; then
+            echo "ok   $file @ $version"
+        else
+            fail "kubernetes-validate $file @ $version"
+        fi
+    done
+done
+
+step "3. hadolint"
+for dockerfile in infra/docker/Dockerfile*; do
+    if "$TOOLS/hadolint" --config infra/hadolint.yaml "$dockerfile"; then
+        echo "ok   $dockerfile"
+    else
+        fail "hadolint $dockerfile"
+    fi
+done
+
+step "4. checkov (accepted findings: infra/checkov.yaml and checkov.io/skip annotations)"
+echo "skip $RENDER_DIR/parts: building blocks of base, scanned as part of it"
+kube_args=()
+for name in "${deployable[@]}"; do kube_args+=(-f "$RENDER_DIR/$name.yaml"); done
+if "$TOOLS/checkov" --config-file infra/checkov.yaml --framework kubernetes "${kube_args[@]}"; then
+    echo "ok   rendered manifests"
+else
+    fail "checkov kubernetes"
+fi
+dockerfile_args=()
+for dockerfile in infra/docker/Dockerfile*; do dockerfile_args+=(-f "$dockerfile"); done
+if "$TOOLS/checkov" --config-file infra/checkov.yaml --framework dockerfile "${dockerfile_args[@]}"; then
+    echo "ok   Dockerfiles"
+else
+    fail "checkov dockerfile"
+fi
+
+step "5. conformance with infra/image.env and infra/cluster.env"
+conformance_args=()
+for name in "${deployable[@]}"; do conformance_args+=("$name=$RENDER_DIR/$name.yaml"); done
+"$TOOLS/python" infra/conformance.py "${conformance_args[@]}" || fail "conformance"
+
+step "6. remote KFP kustomizations pin the release in infra/cluster.env"
+kfp_version="$(sed -n 's/^SKINATTN_KFP_VERSION=//p' infra/cluster.env)"
+for file in infra/k8s/kfp/*/kustomization.yaml; do
+    refs="$(grep -oE '\?ref=[^ ]+' "$file" | sort -u)"
+    if [[ "$refs" == "?ref=$kfp_version" ]]; then
+        echo "ok   $file pins $kfp_version"
+    else
+        fail "$file pins '${refs:-nothing}', infra/cluster.env says $kfp_version"
+    fi
+done
+
+echo
+if [[ ${#failures[@]} -gt 0 ]]; then
+    echo "lint-infra: ${#failures[@]} check(s) failed: ${failures[*]}"
+    exit 1
+fi
+echo "lint-infra: all checks passed (deployable kustomizations: ${deployable[*]})"
