@@ -23,6 +23,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; results are meant to be read by others (reports, shared model stores).
+    os.chmod(tmp, 0o644)
     try:
         yield tmp
         os.replace(tmp, final)

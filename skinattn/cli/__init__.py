@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skinattn.cli.models",
     "skinattn.cli.ingest",
     "skinattn.cli.prepare",
+    "skinattn.cli.evaluate",
+    "skinattn.cli.registry",
 )
 
 

@@ -1,0 +1,152 @@
+"""The self-contained HTML report: every figure and overlay embedded as a base64 PNG, no external files."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.figures img { max-width: 48%; vertical-align: top; }
+.example { display: inline-block; margin: 0 1.5em 1em 0; }
+.example figure { display: inline-block; margin: 0 4px; text-align: center; font-size: 0.8em; }
+.example img { height: 160px; }
+.caption { font-size: 0.85em; color: #444; }
+.note { color: #8a4b00; }
+"""
+
+
+@dataclasses.dataclass
+class ExampleRow:
+    """One explained image of the report: the three panels of paper Fig. 7 / Fig. 9 and a caption."""
+
+    image_id: str
+    true_label: str
+    predicted: str
+    confidence: float
+    input_png: bytes
+    gradcam_png: bytes
+    attention_png: bytes | None = None
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table_html(table: pd.DataFrame, digits: int = 3) -> str:
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        return f"{value:.{digits}f}" if isinstance(value, float) else html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in table.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _headline_html(metrics: Mapping[str, Any]) -> str:
+    intervals = metrics.get("confidence_intervals", {}).get("intervals", {})
+    values = {
+        "accuracy": metrics["accuracy"],
+        "balanced_accuracy": metrics["balanced_accuracy"],
+        "macro_auc": metrics["macro_avg"]["auc"],
+        "weighted_auc": metrics["weighted_avg"]["auc"],
+        "weighted_precision": metrics["weighted_avg"]["precision"],
+    }
+    rows = []
+    for name, value in values.items():
+        ci = intervals.get(name)
+        shown = "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+        ci_text = "" if not ci or ci["low"] is None else f"{ci['low']:.3f} – {ci['high']:.3f}"
+        rows.append(f"<tr><td>{html.escape(name.replace('_', ' '))}</td><td>{shown}</td><td>{ci_text}</td></tr>")
+    ci_info = metrics.get("confidence_intervals")
+    header_ci = f"{ci_info['confidence']:.0%} CI ({ci_info['n_resamples']} {html.escape(ci_info['method'])} resamples)" if ci_info else "CI (off)"
+    return f"<table><thead><tr><th>metric</th><th>value</th><th>{header_ci}</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _examples_html(examples: Sequence[ExampleRow], has_attention: bool, target_layer: str) -> str:
+    if not examples:
+        return "<p>No examples were explained.</p>"
+    intro = (
+        "Each example: the input, the Soft-Attention map (paper Fig. 7) and Grad-CAM of the same model (paper Fig. 9) "
+        f"for the predicted class. Grad-CAM target layer: {html.escape(target_layer)}."
+        if has_attention
+        else "This model has no soft attention: each example shows the input and its Grad-CAM for the predicted class "
+        f"(target layer: {html.escape(target_layer)})."
+    )
+    blocks = []
+    for ex in examples:
+        panels = [f"<figure>{_img(ex.input_png, 'input ' + ex.image_id)}<figcaption>input</figcaption></figure>"]
+        if ex.attention_png is not None:
+            panels.append(f"<figure>{_img(ex.attention_png, 'attention ' + ex.image_id)}<figcaption>SA attention</figcaption></figure>")
+        panels.append(f"<figure>{_img(ex.gradcam_png, 'grad-cam ' + ex.image_id)}<figcaption>Grad-CAM</figcaption></figure>")
+        caption = (
+            f"{html.escape(ex.image_id)}: true <b>{html.escape(ex.true_label)}</b>, predicted "
+            f"<b>{html.escape(ex.predicted)}</b> ({ex.confidence:.2f})"
+        )
+        blocks.append(f'<div class="example">{"".join(panels)}<div class="caption">{caption}</div></div>')
+    return f"<p>{intro}</p>" + "\n".join(blocks)
+
+
+def render_report(
+    *,
+    title: str,
+    run_info: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    class_table: pd.DataFrame,
+    binary_table: pd.DataFrame | None,
+    confusion_png: bytes,
+    roc_png: bytes,
+    examples: Sequence[ExampleRow],
+    has_attention: bool,
+    target_layer: str,
+) -> str:
+    """The whole report as one HTML string."""
+    info_rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in run_info.items()
+    )
+    notes = "".join(f'<li class="note">{html.escape(n)}</li>' for n in metrics.get("notes", []))
+    binary_section = ""
+    if binary_table is not None:
+        binary = metrics["binary"]
+        binary_section = (
+            f"<h2>Binary view (paper Table 4): {html.escape(binary['positive_class'])} vs rest at threshold "
+            f"{binary['threshold']:g}</h2>{_table_html(binary_table)}"
+        )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<table><tbody>{info_rows}</tbody></table>
+<h2>Headline metrics</h2>
+{_headline_html(metrics)}
+{f"<ul>{notes}</ul>" if notes else ""}
+<h2>Per-class results (paper Table 1/2 layout)</h2>
+{_table_html(class_table)}
+{binary_section}
+<h2>Confusion matrix and ROC curves</h2>
+<div class="figures">{_img(confusion_png, "confusion matrix")} {_img(roc_png, "ROC curves")}</div>
+<h2>Explanations</h2>
+{_examples_html(examples, has_attention, target_layer)}
+</body></html>
+"""
