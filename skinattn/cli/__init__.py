@@ -20,8 +20,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skinattn.cli.models",
     "skinattn.cli.ingest",
     "skinattn.cli.prepare",
+    "skinattn.cli.train",
     "skinattn.cli.evaluate",
     "skinattn.cli.registry",
+    "skinattn.cli.serve",
 )
 
 

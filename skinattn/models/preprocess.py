@@ -10,11 +10,15 @@ from skinattn.models.config import ModelConfig
 
 
 def eval_transform(config: ModelConfig) -> v2.Compose:
-    """Resize to the model's square input, scale to [0, 1], normalise with the model's mean/std."""
+    """Resize a PIL image to the model's square input, scale to [0, 1], normalise with the model's mean/std.
+
+    The resize is Pillow's bicubic on the RGB image, the same as the training cache
+    (``skinattn.data.cache.resize_image``), so a model sees identical pixels in training and inference.
+    """
     return v2.Compose(
         [
+            v2.Resize((config.input_size, config.input_size), interpolation=v2.InterpolationMode.BICUBIC),
             v2.ToImage(),
-            v2.Resize((config.input_size, config.input_size), antialias=True),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(mean=list(config.mean), std=list(config.std)),
         ]

@@ -69,3 +69,4 @@ def test_broken_model_folders_are_explained(tmp_path):
     (tmp_path / CARD_FILE).write_text('{"format": "something-else"}')
     with pytest.raises(ModelError, match="not a skinattn model card"):
         load_model(tmp_path)
+

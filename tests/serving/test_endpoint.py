@@ -1,0 +1,219 @@
+"""The HTTP endpoint, called over the network on a real ``bentoml serve`` process (see conftest.py)."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import io
+import json
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from skinattn.constants import HAM10000_CLASSES
+from skinattn.inference import Predictor
+
+pytestmark = pytest.mark.slow  # starts a server: about 20-40 s on a shared 2-core machine
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def noise_image(seed: int, size: tuple[int, int] = (80, 60)) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def post_image(client: httpx.Client, data: bytes, filename: str = "lesion.jpg", mime: str = "image/jpeg", **fields: str) -> httpx.Response:
+    return client.post("/classify", files={"image": (filename, data, mime)}, data=fields or None)
+
+
+def json_error(response: httpx.Response) -> str:
+    """The error message of a refused request; fails when the body is not a JSON error object."""
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body.get("error"), str), json.dumps(body)
+    assert "Traceback" not in response.text
+    return body["error"]
+
+
+def expected_probabilities(server, data: bytes) -> list[float]:
+    """What the library's Predictor says for the same bytes: the served answer must agree."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    prediction = Predictor(server.model_dir).predict([image])[0]
+    return [prediction.probabilities[name] for name in HAM10000_CLASSES]
+
+
+def check_classification(body: dict) -> list[float]:
+    assert list(body["probabilities"]) == list(HAM10000_CLASSES)
+    probs = list(body["probabilities"].values())
+    assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+    assert body["top_class"] == HAM10000_CLASSES[int(np.argmax(probs))]
+    assert body["model"] == "skinattn" and body["version"] == "v1"
+    return probs
+
+
+# ------------------------------------------------------------------------------------------- probes
+
+
+def test_readyz_was_503_until_the_model_was_loaded_then_probes_answer(server):
+    assert server.readyz_codes_before_ready and set(server.readyz_codes_before_ready) == {503}
+    with server.client() as client:
+        assert client.get("/livez").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and "bentoml_service_request_total" in metrics.text
+
+
+# --------------------------------------------------------------------------------------- classifying
+
+
+@pytest.mark.parametrize("fmt, mime", [("JPEG", "image/jpeg"), ("PNG", "image/png")])
+def test_classify_matches_the_library_predictor(server, fmt, mime):
+    data = encode(noise_image(1), fmt)
+    with server.client() as client:
+        response = post_image(client, data, f"lesion.{fmt.lower()}", mime)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    probs = check_classification(body)
+    assert probs == pytest.approx(expected_probabilities(server, data), abs=1e-5)
+    assert body["attention"] is None
+
+
+@pytest.mark.real_data
+def test_classify_a_real_dermoscopy_image(server, real_data_dir):
+    path = sorted((real_data_dir / "ham10000-224" / "images").glob("*.jpg"))[0]
+    with server.client() as client:
+        response = post_image(client, path.read_bytes(), path.name)
+    assert response.status_code == 200, response.text
+    check_classification(response.json())
+    assert response.json()["top_class"] in HAM10000_CLASSES
+
+
+@pytest.mark.parametrize("how", ["field", "query"])
+def test_attention_grid_and_overlay(server, how):
+    data = encode(noise_image(2, (64, 64)), "PNG")
+    with server.client() as client:
+        if how == "field":
+            response = post_image(client, data, "a.png", "image/png", attention="true")
+        else:
+            response = client.post("/classify?attention=true", files={"image": ("a.png", data, "image/png")})
+    assert response.status_code == 200, response.text
+    attention = response.json()["attention"]
+    grid = np.asarray(attention["grid"])
+    side = server.img_size // 32  # resnet10t's SA layer sits at stride 32
+    assert grid.shape == (side, side)
+    assert grid.min() == pytest.approx(0.0) and grid.max() == pytest.approx(1.0)  # scaled per image
+    overlay = Image.open(io.BytesIO(base64.b64decode(attention["overlay_png"])))
+    assert overlay.format == "PNG" and overlay.size == (server.img_size, server.img_size)
+
+
+def test_concurrent_requests_are_answered_correctly_and_share_forward_passes(server):
+    images = [encode(noise_image(100 + i), "JPEG") for i in range(16)]
+    with server.client() as client:
+        # BentoML's dispatcher calibrates on its first requests, which it serves one at a time.
+        sequential = [post_image(client, data).json() for data in images[:12]]
+    before_images = server.metric("bentoml_service_adaptive_batch_size_sum")
+    before_batches = server.metric("bentoml_service_adaptive_batch_size_count")
+
+    results: list[httpx.Response | None] = [None] * len(images)
+    start = threading.Barrier(len(images))
+
+    def call(index: int) -> None:
+        with server.client() as client:
+            start.wait()
+            results[index] = post_image(client, images[index])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    for index, response in enumerate(results):
+        assert response is not None and response.status_code == 200, getattr(response, "text", "no response")
+        probs = check_classification(response.json())
+        if index < len(sequential):  # same image alone and in a batch: same answer
+            assert probs == pytest.approx(list(sequential[index]["probabilities"].values()), abs=1e-5)
+    images_through = server.metric("bentoml_service_adaptive_batch_size_sum") - before_images
+    forward_passes = server.metric("bentoml_service_adaptive_batch_size_count") - before_batches
+    assert images_through == len(images)
+    assert forward_passes < len(images), "no forward pass held more than one image: batching did not happen"
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def _truncated_jpeg() -> bytes:
+    return encode(noise_image(3, (200, 150)), "JPEG")[:600]
+
+
+def _jpeg_magic_then_garbage() -> bytes:
+    return b"\xff\xd8\xff" + bytes(range(256)) * 4
+
+
+def _pixel_bomb_png(server) -> bytes:
+    # Over the pixel limit in a few kB: a flat image compresses to almost nothing.
+    side = int(server.max_pixels**0.5) + 100
+    return encode(Image.new("RGB", (side, side)), "PNG")
+
+
+BAD_UPLOADS = {
+    "text file": (lambda s: b"hello, not an image", 415, "not a JPEG or PNG"),
+    "GIF": (lambda s: encode(noise_image(4), "GIF"), 415, "not a JPEG or PNG"),
+    "empty file": (lambda s: b"", 400, "empty"),
+    "truncated JPEG": (lambda s: _truncated_jpeg(), 400, "uploaded image"),
+    "corrupt JPEG": (lambda s: _jpeg_magic_then_garbage(), 400, "uploaded image"),
+    "too many bytes": (lambda s: b"\xff\xd8\xff" + b"\0" * (s.max_upload_bytes + 100_000), 413, "over the limit"),
+    "too many pixels": (_pixel_bomb_png, 413, "pixels, over the limit"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_UPLOADS))
+def test_bad_upload_gets_a_4xx_json_error_and_the_server_keeps_serving(server, case):
+    make, status, words = BAD_UPLOADS[case]
+    with server.client() as client:
+        response = post_image(client, make(server))
+        assert response.status_code == status, response.text
+        assert words in json_error(response)
+        assert post_image(client, encode(noise_image(5), "JPEG")).status_code == 200
+        assert client.get("/readyz").status_code == 200
+
+
+BAD_REQUESTS = {
+    "JSON instead of a form": (lambda c: c.post("/classify", json={"image": "http://example.com/a.jpg"}), 415),
+    "raw JPEG body": (lambda c: c.post("/classify", content=encode(noise_image(6), "JPEG"), headers={"content-type": "image/jpeg"}), 415),
+    "no file": (lambda c: c.post("/classify", files={"attention": (None, "true")}), 400),
+    "file in another field": (lambda c: c.post("/classify", files={"picture": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}), 400),
+    "two files": (lambda c: c.post("/classify", files=[("image", ("a.jpg", b"1", "image/jpeg")), ("image", ("b.jpg", b"2", "image/jpeg"))]), 400),
+    "attention not a boolean": (lambda c: post_image(c, encode(noise_image(7), "JPEG"), attention="maybe"), 400),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_malformed_request_gets_a_4xx_json_error(server, case):
+    send, status = BAD_REQUESTS[case]
+    with server.client() as client:
+        response = send(client)
+        assert response.status_code == status, response.text
+        assert response.json().get("error") and "Traceback" not in response.text
+        assert post_image(client, encode(noise_image(8), "JPEG")).status_code == 200
+
+
+def test_more_than_a_hundred_overlapping_requests_all_succeed(server):
+    # Regression: BentoML 1.4.40 recycles the in-process client every 100 calls, cutting the calls in
+    # flight (500 "Server disconnected") unless the service switches the recycling off.
+    data = encode(noise_image(9), "JPEG")
+
+    def call(_: int) -> int:
+        with server.client() as client:
+            return post_image(client, data).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        codes = list(pool.map(call, range(160)))
+    assert codes.count(200) == len(codes), sorted(set(codes))
