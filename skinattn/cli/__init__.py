@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skinattn.cli.train",
     "skinattn.cli.evaluate",
     "skinattn.cli.registry",
+    "skinattn.cli.pipeline",
     "skinattn.cli.serve",
 )
 

@@ -139,10 +139,20 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
 
 
 def register_demo(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser("demo", help="run the end-to-end demo on a synthetic HAM10000-layout data set")
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the full training pipeline (kfp.local) on a synthetic HAM10000-layout data set",
+        description="Writes a synthetic data set, runs pipelines/training.py with kfp.local (ingest, prepare, train, "
+        "evaluate, compare with production, register) with resnet10t on CPU, a registry under OUT, and prints "
+        "where the model, report.html, the paper table and the registry are. Needs the repository checkout.",
+    )
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)")
-    demo.add_argument("--per-class", type=int, default=3, help="synthetic images per class (default 3)")
+    demo.add_argument(
+        "--per-class", type=int, default=30,
+        help="synthetic images per class (default 30; at least 20, the grouped split needs 20 lesion folds)",
+    )  # fmt: skip
     demo.add_argument("--size", type=int, default=64, help="image size in px (default 64)")
+    demo.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(handler=_demo)
 
@@ -150,5 +160,5 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from skinattn.demo import run_demo
 
-    summary = run_demo(args.out, per_class=args.per_class, size=args.size, seed=args.seed)
-    return 0 if all(m["round_trip_identical"] for m in summary["models"]) else 1
+    run_demo(args.out, per_class=args.per_class, size=args.size, epochs=args.epochs, seed=args.seed)
+    return 0

@@ -110,16 +110,25 @@ def _folds_for(fractions: tuple[float, ...]) -> int:
     return MAX_FOLDS
 
 
+def _fold_plan(n_folds: int, spec: SplitSpec) -> tuple[int, int, int]:
+    """(folds, test folds, val folds): a requested non-zero split gets a fold, and train keeps one."""
+    n_test = max(round(spec.test_fraction * n_folds), 1) if spec.test_fraction > 0 else 0
+    n_val = max(round(spec.val_fraction * n_folds), 1) if spec.val_fraction > 0 else 0
+    return max(n_folds, n_test + n_val + 1), n_test, n_val
+
+
 def _grouped_split(labels: np.ndarray, groups: np.ndarray, spec: SplitSpec) -> np.ndarray:
-    fractions = (spec.val_fraction, spec.test_fraction)
-    n_folds = _folds_for(fractions)
-    n_test = round(spec.test_fraction * n_folds)
-    n_val = round(spec.val_fraction * n_folds)
-    # A requested non-zero split gets at least one fold, and train keeps at least one.
-    n_test = max(n_test, 1) if spec.test_fraction > 0 else 0
-    n_val = max(n_val, 1) if spec.val_fraction > 0 else 0
-    if n_test + n_val >= n_folds:
-        n_folds = n_test + n_val + 1
+    n_folds, n_test, n_val = _fold_plan(_folds_for((spec.val_fraction, spec.test_fraction)), spec)
+    largest_class = int(np.unique(labels, return_counts=True)[1].max())
+    if largest_class < n_folds:
+        # scikit-learn needs some class with at least one image per fold: with few images, use coarser
+        # folds (the fractions are then met less exactly; prepare prints the counts).
+        n_folds, n_test, n_val = _fold_plan(largest_class, spec)
+        if largest_class < n_folds:
+            raise DataError(
+                f"too few images to split: the largest class has {largest_class}, and val {spec.val_fraction} "
+                f"+ test {spec.test_fraction} + train need at least {n_folds} lesion-disjoint folds"
+            )
     n_lesions = len(set(groups))
     if n_lesions < n_folds:
         raise DataError(

@@ -156,3 +156,13 @@ def test_grouped_and_paper_splits_on_real_ham10000_224(real_data_dir: Path) -> N
     # Every lesion here has one image, so the pool is the whole set.
     assert (paper == "test").sum() == math.ceil(0.15 * 5984)
     assert lesions_in_several_splits(frame, paper) == []
+
+
+def test_small_data_sets_get_coarser_folds_not_a_library_error() -> None:
+    # 5 single-image lesions per class: fewer images per class than the 20 folds the fractions ask for.
+    frame = frame_from_lesions([(label, 1) for label in HAM10000_CLASSES for _ in range(5)])
+    splits = assign_splits(frame, SplitSpec(seed=1))
+    assert set(splits) == {"train", "val", "test"}
+    assert not lesions_in_several_splits(frame, splits)
+    with pytest.raises(DataError, match="too few images to split"):
+        assign_splits(frame_from_lesions([(label, 1) for label in HAM10000_CLASSES]), SplitSpec())

@@ -65,9 +65,14 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.returncode == 2 and "no model card" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
-    run("demo", "--out", str(tmp_path), "--per-class", "1", "--size", "32")
+    """``make demo``: the training pipeline on kfp.local registers and promotes the first model."""
+    run("demo", "--out", str(tmp_path), "--per-class", "20", "--size", "32", "--epochs", "1")
     summary = json.loads((tmp_path / "demo_summary.json").read_text())
-    assert {m["model"] for m in summary["models"]} >= {"resnet18-sa", "resnet18-baseline"}
-    assert all(m["round_trip_identical"] for m in summary["models"])
-    assert len(list((tmp_path / "overlays" / "resnet18-sa").glob("*.png"))) == 7
+    assert summary["gate"] == "promote"
+    assert summary["versions"] == ["v1"] and summary["production"] == "v1"
+    assert "<html" in Path(summary["report"]).read_text().lower()
+    assert Path(summary["table"]).read_text().startswith("| Dis. |")
+    assert (Path(summary["model"]) / "model.safetensors").is_file()
+    assert (tmp_path / "registry" / "production").is_dir()

@@ -1,0 +1,31 @@
+"""The train component: runs in the GPU image (see components/data.py for the pattern)."""
+
+# No `from __future__ import annotations`: KFP reads the parameter types from the live annotations.
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from components.image import gpu_image
+
+
+@dsl.component(base_image=gpu_image(), install_kfp_package=False)
+def train(
+    prepared: Input[Dataset],
+    arch: str,
+    soft_attention: bool,
+    image_size: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    gpus: int,
+    model: Output[Model],
+):
+    """Train with early stopping on the val split; ``model`` is the best epoch's model folder
+    (model.safetensors + model.json) plus config.yaml, history.jsonl and summary.json."""
+    from skinattn import pipeline_steps
+
+    summary = pipeline_steps.train_step(
+        prepared.path, model.path, gpus=gpus, arch=arch, soft_attention=soft_attention, image_size=image_size,
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+    )  # fmt: skip
+    model.metadata.update({"arch": arch, "soft_attention": soft_attention, "best_epoch": summary["best_epoch"]})

@@ -1,0 +1,39 @@
+"""The Kubeflow pipelines of skinattn, and what the ``skinattn pipeline`` commands do with them.
+
+``pipelines/`` is a top-level package beside ``skinattn`` (installed with it in editable mode): compiling
+reads ``infra/image.env`` and ``infra/cluster.env``, so it works from a checkout of the repository. The
+container images only need ``skinattn``: component bodies import nothing from here.
+
+Modules: ``training`` and ``ablation`` (one ``@dsl.pipeline`` each), ``_tasks`` (GPU, S3, /dev/shm,
+retry settings), ``params`` (typed ``key=value`` parameters), ``cron`` (schedule validation), ``remote``
+(kfp.Client calls). To add a pipeline: write ``pipelines/<name>.py`` with one ``@dsl.pipeline`` and list it
+in ``PIPELINES``; ``skinattn pipeline compile`` and the tests then pick it up.
+"""
+
+import importlib
+
+# name → (module, attribute) of every pipeline the CLI knows.
+PIPELINES: dict[str, tuple[str, str]] = {
+    "training": ("pipelines.training", "training_pipeline"),
+    "ablation": ("pipelines.ablation", "ablation_pipeline"),
+}
+
+
+class PipelineError(ValueError):
+    """A pipeline name, parameter or schedule the user gave is not valid; the message says why."""
+
+
+def load_pipeline(name: str):
+    """The ``@dsl.pipeline`` object called ``name`` (see ``PIPELINES``)."""
+    if name not in PIPELINES:
+        raise PipelineError(f"unknown pipeline {name!r}; choose from {sorted(PIPELINES)}")
+    module, attribute = PIPELINES[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def compile_pipeline(name: str, package_path: str) -> str:
+    """Compile one pipeline to a YAML package; returns the path."""
+    from kfp import compiler
+
+    compiler.Compiler().compile(load_pipeline(name), package_path)
+    return package_path

@@ -1,0 +1,54 @@
+"""The champion/challenger gate against a real registry and a real (untrained) production model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from skinattn.data.synthetic import make_sample_dataset
+from skinattn.models import create_model, save_model
+from skinattn.pipeline_steps import KEEP, PROMOTE, compare_with_production, evaluate_step, ingest_step, prepare_step
+from skinattn.registry import Registry
+
+pytestmark = pytest.mark.slow  # about 30 s: a data set, a model and two evaluations
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gate")
+    make_sample_dataset(root / "data", per_class=20, size=32, seed=0)
+    ingest_step(str(root / "data"), "ham10000", root / "manifest")
+    prepare_step(root / "manifest", root / "prepared", seed=0, cache_size=None)
+    torch.manual_seed(0)
+    champion = save_model(create_model("resnet10t", img_size=32), root / "champion")
+    evaluate_step(champion, root / "prepared", root / "champion-eval", bootstrap=0)
+    registry = Registry(str(root / "registry"))
+    registry.promote(registry.register(champion, root / "champion-eval" / "metrics.json").version, "balanced_accuracy")
+    return root
+
+
+def _candidate(tmp_path, balanced_accuracy: float):
+    (tmp_path / "metrics.json").write_text(json.dumps({"balanced_accuracy": balanced_accuracy}))
+    return tmp_path
+
+
+def test_better_candidate_promotes_worse_keeps(setup, tmp_path):
+    champion_value = json.loads((setup / "champion-eval" / "metrics.json").read_text())["balanced_accuracy"]
+    registry = str(setup / "registry")
+    verdict, reason = compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", registry, "balanced_accuracy")
+    assert verdict == PROMOTE and f"{champion_value:.6g}" in reason
+    verdict, _ = compare_with_production(_candidate(tmp_path, champion_value), setup / "prepared", registry, "balanced_accuracy")
+    assert verdict == KEEP  # the re-evaluated champion ties: a tie keeps production
+    verdict, _ = compare_with_production(_candidate(tmp_path, 0.0), setup / "prepared", registry, "balanced_accuracy")
+    assert verdict == KEEP
+
+
+def test_unknown_metric_fails_instead_of_passing(setup, tmp_path):
+    from skinattn.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="no metric 'auc.nope'"):
+        compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(setup / "registry"), "auc.nope")
+    with pytest.raises(RegistryError, match="no metric"):
+        compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(tmp_path / "empty"), "auc.nope")
