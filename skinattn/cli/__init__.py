@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skinattn.cli.evaluate",
     "skinattn.cli.registry",
     "skinattn.cli.pipeline",
+    "skinattn.cli.score",
     "skinattn.cli.serve",
 )
 

@@ -68,7 +68,8 @@ class Entry:
         return read_bytes(self.location)
 
 
-def _is_clutter(relpath: str) -> bool:
+def is_clutter(relpath: str) -> bool:
+    """Operating-system clutter (macOS resource forks, Finder/Explorer files), never part of a collection."""
     parts = PurePosixPath(relpath).parts
     return any(part in _IGNORED_PARTS for part in parts) or PurePosixPath(relpath).name.startswith("._")
 
@@ -143,7 +144,7 @@ def _split_zip_location(location: str) -> tuple[str, str]:
 def _zip_entries(archive_path: Path, prefix: str, max_bytes: int) -> Iterator[Entry]:
     archive = open_zip(archive_path, max_bytes)
     for info in archive.infolist():
-        if info.is_dir() or _is_clutter(info.filename):
+        if info.is_dir() or is_clutter(info.filename):
             continue
         if info.filename.lower().endswith(".zip"):
             raise DataError(
@@ -198,6 +199,22 @@ def s3_client():  # noqa: ANN201 - botocore's client class is generated at run t
         return client
 
 
+def reset_handles() -> None:
+    """Forget the cached S3 clients and open zip handles.
+
+    Registered to run in every forked child (DataLoader workers): a child must not share the parent's
+    pooled sockets or zip file offsets, and a lock held by another parent thread at fork time would never
+    be released in the child.
+    """
+    global _s3_lock
+    _s3_lock = threading.Lock()
+    _s3_clients.clear()
+    _open_checked_zip.cache_clear()
+
+
+os.register_at_fork(after_in_child=reset_handles)
+
+
 def _s3_error(uri: str, exc: Exception) -> DataError:
     response = getattr(exc, "response", None) or {}
     code = response.get("Error", {}).get("Code")
@@ -216,7 +233,7 @@ def _s3_entries(uri: str) -> Iterator[Entry]:
         for page in pages:
             for obj in page.get("Contents", []):
                 relpath = obj["Key"][len(prefix):]
-                if not relpath or relpath.endswith("/") or _is_clutter(relpath):
+                if not relpath or relpath.endswith("/") or is_clutter(relpath):
                     continue
                 if relpath.lower().endswith(".zip"):
                     raise DataError(
@@ -263,7 +280,7 @@ def _folder_entries(root: Path, max_archive_bytes: int) -> Iterator[Entry]:
         for filename in sorted(filenames):
             path = Path(dirpath) / filename
             relpath = path.relative_to(root).as_posix()
-            if _is_clutter(relpath):
+            if is_clutter(relpath):
                 continue
             if path.suffix.lower() == ".zip":
                 stem_prefix = relpath[: -len(".zip")] + "/"

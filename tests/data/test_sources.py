@@ -151,3 +151,33 @@ def test_open_image_on_local_path(tmp_path: Path) -> None:
     assert image.size == (40, 40) and image.mode == "RGB"
     with pytest.raises(DataError, match=r"ISIC_2\.jpg: cannot read"):
         open_image(str(tmp_path / "ISIC_2.jpg"))
+
+
+def _cached_handles(queue) -> None:  # runs in a forked child
+    from skinattn.data import sources
+
+    queue.put((len(sources._s3_clients), sources._open_checked_zip.cache_info().currsize))
+
+
+def test_forked_children_do_not_inherit_s3_clients_or_zip_handles(tmp_path, monkeypatch) -> None:
+    import multiprocessing
+    import zipfile
+
+    from skinattn.data import sources
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    sources.s3_client()
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.txt", "x")
+    sources.open_zip(archive)
+    assert len(sources._s3_clients) >= 1 and sources._open_checked_zip.cache_info().currsize >= 1
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_cached_handles, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert queue.get(timeout=5) == (0, 0)

@@ -1,0 +1,40 @@
+"""Which model a scoring run uses: a model folder, or a version in the registry (``v3``, ``latest``, ``production``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+from skinattn.models.weights import CARD_FILE, WEIGHTS_FILE, read_card
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedModel:
+    directory: Path  # a folder load_model reads
+    version: str  # written beside every prediction: the registry version, or <folder>@<weights digest>
+    origin: str  # where it came from, for the summary
+
+
+def _weights_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    with (directory / read_card(directory).get("weights", WEIGHTS_FILE)).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def resolve_model(spec: str, download_to: str | os.PathLike[str], registry_root: str | None = None) -> ResolvedModel:
+    """A model folder (anything holding ``model.json``) is used in place; any other ``spec`` is a registry
+    version (``v3``, ``3``, ``latest``, ``production``) downloaded, digests checked, into ``download_to``.
+    """
+    path = Path(spec)
+    if (path / CARD_FILE).is_file():
+        return ResolvedModel(path, f"{path.resolve().name}@{_weights_digest(path)}", str(path))
+    from skinattn.registry import Registry  # the registry is only needed (and imported) for registry specs
+
+    registry = Registry(registry_root)
+    record = registry.get(spec)
+    directory = registry.download(record, Path(download_to) / record.version)
+    return ResolvedModel(directory, record.version, f"{registry.uri} {spec} = {record.version}")
