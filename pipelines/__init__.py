@@ -4,7 +4,7 @@
 reads ``infra/image.env`` and ``infra/cluster.env``, so it works from a checkout of the repository. The
 container images only need ``skinattn``: component bodies import nothing from here.
 
-Modules: ``training`` and ``ablation`` (one ``@dsl.pipeline`` each), ``_tasks`` (GPU, S3, /dev/shm,
+Modules: ``training``, ``ablation`` and ``batch_scoring`` (one ``@dsl.pipeline`` each), ``_tasks`` (GPU, S3, /dev/shm,
 retry settings), ``params`` (typed ``key=value`` parameters), ``cron`` (schedule validation), ``remote``
 (kfp.Client calls). To add a pipeline: write ``pipelines/<name>.py`` with one ``@dsl.pipeline`` and list it
 in ``PIPELINES``; ``skinattn pipeline compile`` and the tests then pick it up.
@@ -16,6 +16,7 @@ import importlib
 PIPELINES: dict[str, tuple[str, str]] = {
     "training": ("pipelines.training", "training_pipeline"),
     "ablation": ("pipelines.ablation", "ablation_pipeline"),
+    "batch_scoring": ("pipelines.batch_scoring", "batch_scoring_pipeline"),
 }
 
 

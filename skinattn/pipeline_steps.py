@@ -285,3 +285,228 @@ def ablation_table_step(evaluation_dirs: list[str], markdown_out: str | Path, cs
             handle.write(text)
     print(markdown)
     return markdown
+
+
+# ------------------------------------------------------------------------------------- batch scoring
+
+SHARD_LISTING_FILE = "listing.json"  # in the shards folder: what was listed and how it was split
+SHARD_RESULT_FILE = "shard.json"  # in each scored shard's folder: which shard it is, its counts
+SHARD_PREDICTIONS_FILE = "predictions.parquet"  # typed and compact between tasks; the merge picks the final format
+SCORE_OUTPUT_FORMATS = ("csv", "parquet")
+# Pod logs are not terminals: one progress line every this many seconds instead of ten a second.
+POD_PROGRESS_INTERVAL_S = "30"
+
+
+def resolve_scoring_model(model: str, registry_root: str) -> str:
+    """The model every shard uses: a model folder as given, or the registry version that ``model`` names now.
+
+    ``production`` and ``latest`` are resolved ONCE, here, so that a promotion while the shards run cannot
+    give two shards two different models (the merge would refuse them).
+    """
+    from skinattn.models.weights import CARD_FILE
+    from skinattn.registry import Registry
+
+    if (Path(model) / CARD_FILE).is_file():
+        print(f"model folder {model}")
+        return model
+    record = Registry(registry_root or None).get(model)
+    print(f"model {model!r} in {registry_root} is {record.version}")
+    return record.version
+
+
+def shard_archive_step(source_uri: str, num_shards: int, out: str | Path) -> list[str]:
+    """List ``source_uri`` once and write one manifest per shard into ``out``; return the manifests' file
+    names in shard order (what the pipeline fans out over)."""
+    from skinattn.fileio import write_json
+    from skinattn.scoring import list_archive, write_shard_manifests
+
+    count = int(num_shards)  # kfp.local hands numbers over as floats
+    if count < 1:
+        raise DataError(f"num_shards must be at least 1, got {num_shards}")
+    listing = list_archive(source_uri)
+    manifests = write_shard_manifests(listing, count, out)
+    summary = {
+        "source": source_uri,
+        "listed": len(listing.items),
+        "refused_while_listing": sum(1 for item in listing.items if item.refusal),
+        "labelled": sum(1 for item in listing.items if item.label),
+        "skipped_non_images": len(listing.skipped),
+        "labels_file": listing.labels_file,
+        "num_shards": count,
+        "shards": [path.name for path in manifests],
+    }
+    write_json(Path(out) / SHARD_LISTING_FILE, summary)
+    print(f"{source_uri}: {summary['listed']} image(s) in {count} shard(s)")
+    return summary["shards"]
+
+
+def score_shard_step(
+    shards_dir: str | Path,
+    shard_name: str,
+    model: str,
+    registry_root: str,
+    out: str | Path,
+    *,
+    batch_size: int,
+    workers: int,
+    gpus: int,
+) -> dict[str, Any]:
+    """Score one shard manifest of ``shards_dir`` into the folder ``out`` (predictions, errors, shard.json).
+
+    ``gpus`` 0 scores on the CPU; 1 on the GPU the task was given (CUDA when visible: under kfp.local on a
+    machine without one, the CPU, with a warning). A shard runs on one device, so more GPUs per shard
+    would sit idle: use more shards instead.
+    """
+    import os
+
+    import torch
+
+    from skinattn.fileio import write_json
+    from skinattn.scoring import ScoreSettings, ShardManifest, score_shard
+
+    gpus = int(gpus)
+    if gpus not in (0, 1):
+        raise DataError(f"gpus_per_shard={gpus}: a shard is scored on one device; use 0 (CPU) or 1 and more shards")
+    if gpus and not torch.cuda.is_available():
+        print("warning: gpus_per_shard=1 but no CUDA device is visible; scoring this shard on the CPU", file=sys.stderr)
+    os.environ.setdefault("TQDM_MININTERVAL", POD_PROGRESS_INTERVAL_S)
+    manifest = ShardManifest.read(Path(shards_dir) / shard_name)
+    settings = ScoreSettings(
+        batch_size=int(batch_size), workers=int(workers), device="auto" if gpus else "cpu",
+        evaluate=False, n_bootstrap=0, progress=True,
+    )  # fmt: skip
+    out = Path(out)
+    result = score_shard(manifest, out / SHARD_PREDICTIONS_FILE, model=model, settings=settings,
+                         registry_root=registry_root or None)  # fmt: skip
+    info = {
+        "shard": manifest.name,
+        "index": manifest.index,
+        "count": manifest.count,
+        "source": manifest.source,
+        "model_version": result.model_version,
+        "scored": result.scored,
+        "errors": result.failed,
+    }
+    write_json(out / SHARD_RESULT_FILE, info)
+    print(f"{manifest.name}: scored {result.scored}, errors {result.failed}, model {result.model_version}")
+    return info
+
+
+def _shards_in_order(shards_dir: Path, scored_dirs: list[str]) -> list[tuple[Path, dict[str, Any]]]:
+    """The scored shard folders and their shard.json, sorted by shard index; refuses a missing, repeated or
+    foreign shard.
+
+    The fan-in of a ParallelFor does not promise iteration order, and concatenating shards in shard order
+    is what makes the merged file equal to an unsharded run.
+    """
+    listing = json.loads((shards_dir / SHARD_LISTING_FILE).read_text(encoding="utf-8"))
+    expected = int(listing["num_shards"])
+    by_index: dict[int, tuple[Path, dict[str, Any]]] = {}
+    for folder in map(Path, scored_dirs):
+        info = json.loads((folder / SHARD_RESULT_FILE).read_text(encoding="utf-8"))
+        index, count = int(info["index"]), int(info["count"])
+        if count != expected or info["source"] != listing["source"]:
+            raise DataError(f"{folder}: shard {index}/{count} of {info['source']} does not belong to this listing "
+                            f"({expected} shard(s) of {listing['source']})")  # fmt: skip
+        if index in by_index:
+            raise DataError(f"shard {index} was scored twice ({by_index[index][0]} and {folder}); refusing to merge")
+        by_index[index] = (folder, info)
+    missing = sorted(set(range(expected)) - set(by_index))
+    if missing:
+        raise DataError(f"shard(s) {missing} of {expected} have no output; refusing to merge a partial result")
+    return [by_index[i] for i in range(expected)]
+
+
+def merge_shards_step(
+    shards_dir: str | Path, scored_dirs: list[str], out_dir: str | Path, output_format: str, bootstrap: int
+) -> dict[str, Any]:
+    """Merge the scored shards, in shard order, into ``out_dir/predictions.<output_format>`` and the files
+    ``skinattn score`` writes beside it (``_isic.csv``, ``_errors.csv``, ``_summary.json``, ``_eval/`` when
+    the archive carries labels); returns the summary plus the listing's counts."""
+    from skinattn.fileio import write_json
+    from skinattn.scoring import ScoreSettings, merge_outputs
+
+    fmt = output_format.strip().lower().lstrip(".")
+    if fmt not in SCORE_OUTPUT_FORMATS:
+        raise DataError(f"output_format={output_format!r}: choose one of {', '.join(SCORE_OUTPUT_FORMATS)}")
+    shards_dir = Path(shards_dir)
+    ordered = _shards_in_order(shards_dir, scored_dirs)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    settings = ScoreSettings(n_bootstrap=int(bootstrap), progress=False)
+    shard_files = [folder / SHARD_PREDICTIONS_FILE for folder, _ in ordered]
+    result = merge_outputs(shard_files, Path(out_dir) / f"predictions.{fmt}", settings)
+    listing = json.loads((shards_dir / SHARD_LISTING_FILE).read_text(encoding="utf-8"))
+    summary = json.loads(result.summary.read_text(encoding="utf-8"))
+    summary |= {key: listing[key] for key in ("source", "listed", "skipped_non_images", "labels_file", "num_shards")}
+    summary["merged_from"] = [info["shard"] for _, info in ordered]
+    if summary["scored"] + summary["errors"] != listing["listed"]:
+        raise DataError(f"the shards account for {summary['scored'] + summary['errors']} image(s) but "
+                        f"{listing['listed']} were listed; refusing an incomplete merge")  # fmt: skip
+    # The folder is published and downloaded elsewhere: name its files relative to it in the file...
+    relative = {key: None if summary[key] is None else Path(summary[key]).name
+                for key in ("predictions", "isic_predictions", "errors_file", "evaluation")}  # fmt: skip
+    write_json(result.summary, summary | relative)
+    return summary  # ...and return the paths of this machine to the caller
+
+
+def write_scoring_summary(summary: dict[str, Any], out: str | Path) -> str:
+    """Write (and return) the Markdown the KFP UI shows for a merged run: counts, model version, errors,
+    and the evaluation's headline and per-class table when the archive carried labels."""
+    from skinattn.fileio import atomic_open
+
+    evaluation_dir = summary.get("evaluation")
+    lines = [
+        "# Batch scoring",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| source | `{summary['source']}` |",
+        f"| model version | `{summary['model_version']}` |",
+        f"| images listed | {summary['listed']} |",
+        f"| scored | {summary['scored']} |",
+        f"| errors (refused or unreadable) | {summary['errors']} |",
+        f"| labelled | {summary['labelled']} |",
+        f"| non-image files skipped | {summary['skipped_non_images']} |",
+        f"| shards | {summary['num_shards']} |",
+    ]
+    if evaluation_dir is not None:
+        metrics = json.loads((Path(evaluation_dir) / METRICS_FILE).read_text(encoding="utf-8"))
+        lines += ["", f"## Evaluation on the {metrics['num_samples']} labelled image(s)", ""]
+        lines += [f"accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}", ""]
+        lines.append((Path(evaluation_dir) / TABLE_FILE).read_text(encoding="utf-8").strip())
+    text = "\n".join(lines) + "\n"
+    with atomic_open(out) as handle:  # creates the artifact's folder when needed
+        handle.write(text)
+    return text
+
+
+def publish_folder(folder: str | Path, dest_uri: str) -> list[str]:
+    """Copy every file of ``folder`` under ``dest_uri`` (a folder, or ``s3://bucket/prefix``); return the
+    destinations. Existing files of the same names are replaced (a nightly run refreshes one place)."""
+    from skinattn.data.sources import S3_SCHEME, parse_s3_uri, s3_client
+    from skinattn.fileio import atomic_path
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    written = []
+    if dest_uri.startswith(S3_SCHEME):
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, prefix = parse_s3_uri(dest_uri)
+        client = s3_client()
+        for path in files:
+            key = "/".join(part for part in (prefix.strip("/"), path.relative_to(folder).as_posix()) if part)
+            try:
+                client.upload_file(str(path), bucket, key)
+            except (S3UploadFailedError, BotoCoreError, ClientError) as exc:
+                raise DataError(f"cannot copy {path.name} to {S3_SCHEME}{bucket}/{key}: {exc}") from exc
+            written.append(f"{S3_SCHEME}{bucket}/{key}")
+    else:
+        for path in files:
+            target = Path(dest_uri) / path.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(path, tmp)
+            written.append(str(target))
+    return written

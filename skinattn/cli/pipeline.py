@@ -17,7 +17,7 @@ NEEDS_CHECKOUT = (
     "Needs the repository checkout (editable install): pipelines/ and components/ read infra/image.env and "
     "infra/cluster.env when compiling."
 )
-PIPELINE_NAMES = ("training", "ablation")
+PIPELINE_NAMES = ("training", "ablation", "batch_scoring")  # the names of pipelines.PIPELINES
 PARAM_HELP = (
     "pipeline parameter as NAME=VALUE, parsed as YAML (epochs=2, soft_attention=false, "
     "'configs=[{arch: resnet18, soft_attention: true}]'); repeatable. See docs/pipelines.md for the list"
@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pipeline",
         help="compile, run locally, submit, upload and schedule the Kubeflow pipelines",
-        description="The training and ablation pipelines on Kubeflow Pipelines (or kfp.local). " + NEEDS_CHECKOUT,
+        description="The training, ablation and batch_scoring pipelines on Kubeflow Pipelines (or kfp.local). "
+        + NEEDS_CHECKOUT,
     )
     sub = parser.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
 

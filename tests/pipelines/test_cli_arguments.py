@@ -115,7 +115,7 @@ def test_recurring_run_needs_experiment_pipeline_and_version_ids():
 def test_cli_compile_writes_every_pipeline(tmp_path):
     result = skinattn("pipeline", "compile", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ablation.yaml", "training.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ablation.yaml", "batch_scoring.yaml", "training.yaml"]
 
 
 def test_cli_errors_are_one_line(tmp_path):
