@@ -89,14 +89,12 @@ def loader_only_rate(model_dir: Path, folder: Path, settings: ScoreSettings) -> 
     from torch.utils.data import DataLoader
 
     from skinattn.scoring import list_archive
-    from skinattn.scoring.archives import reset_inherited_handles
     from skinattn.scoring.dataset import ChunkBatches, ScoreImages, collate
 
     items = list_archive(str(folder)).items
     config = load_model(model_dir).config
     loader = DataLoader(ScoreImages(items, config), batch_sampler=ChunkBatches([range(len(items))], settings.batch_size),
-                        num_workers=settings.workers, collate_fn=collate,
-                        worker_init_fn=reset_inherited_handles if settings.workers else None)
+                        num_workers=settings.workers, collate_fn=collate)
     start = time.perf_counter()
     count = sum(len(batch.positions) for batch in loader)
     return count / (time.perf_counter() - start)

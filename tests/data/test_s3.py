@@ -6,40 +6,16 @@ credentials), exactly as it would reach MinIO or AWS.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from _ingest_fixtures import make_ham10000
-from moto.server import ThreadedMotoServer
 
 from skinattn.data.ingest import ingest
 from skinattn.data.schema import read_manifest
 from skinattn.data.sources import list_source, open_image, read_bytes
 from skinattn.errors import DataError
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    return s3_endpoint
 
 
 def _upload(folder: Path, bucket: str, prefix: str, endpoint: str) -> None:
@@ -51,12 +27,12 @@ def _upload(folder: Path, bucket: str, prefix: str, endpoint: str) -> None:
             client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
 
 
-def test_ham10000_ingested_from_s3_over_http(s3_env: str, tmp_path: Path) -> None:
+def test_ham10000_ingested_from_s3_over_http(s3_endpoint: str, s3_env: dict, tmp_path: Path) -> None:
     rows = make_ham10000(tmp_path / "src")
-    _upload(tmp_path / "src", "derm-data", "ham", s3_env)
+    _upload(tmp_path / "src", "derm-data", "ham", s3_endpoint)
     # A sibling prefix that merely starts with the same letters must not leak into the collection.
     make_ham10000(tmp_path / "other", per_class=1)
-    _upload(tmp_path / "other", "derm-data", "ham-other", s3_env)
+    _upload(tmp_path / "other", "derm-data", "ham-other", s3_endpoint)
 
     result = ingest("s3://derm-data/ham", "ham10000", tmp_path / "out", progress=False, workers=4)
 
@@ -70,10 +46,10 @@ def test_ham10000_ingested_from_s3_over_http(s3_env: str, tmp_path: Path) -> Non
     assert open_image(first["image_path"]).size == (32, 32)
 
 
-def test_bad_object_is_named_by_its_s3_uri(s3_env: str, tmp_path: Path) -> None:
+def test_bad_object_is_named_by_its_s3_uri(s3_endpoint: str, s3_env: dict, tmp_path: Path) -> None:
     rows = make_ham10000(tmp_path / "src", per_class=1)
     (tmp_path / "src" / "images" / f"{rows[2]['image_id']}.jpg").write_text("<html>AccessDenied</html>")
-    _upload(tmp_path / "src", "derm-bad", "set", s3_env)
+    _upload(tmp_path / "src", "derm-bad", "set", s3_endpoint)
 
     result = ingest("s3://derm-bad/set/", "ham10000", tmp_path / "out", progress=False)
 
@@ -83,18 +59,18 @@ def test_bad_object_is_named_by_its_s3_uri(s3_env: str, tmp_path: Path) -> None:
         "(the content is not JPEG/PNG/any format Pillow knows)"]
 
 
-def test_missing_bucket_and_key_are_clear_errors(s3_env: str) -> None:
+def test_missing_bucket_and_key_are_clear_errors(s3_endpoint: str, s3_env: dict) -> None:
     with pytest.raises(DataError, match=r"s3://no-such-bucket/x: S3 request failed \(NoSuchBucket"):
         list_source("s3://no-such-bucket/x")
-    boto3.client("s3", endpoint_url=s3_env).create_bucket(Bucket="derm-empty")
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="derm-empty")
     with pytest.raises(DataError, match="s3://derm-empty/prefix: no files found"):
         list_source("s3://derm-empty/prefix")
     with pytest.raises(DataError, match=r"s3://derm-empty/a\.jpg: S3 request failed \(NoSuchKey"):
         read_bytes("s3://derm-empty/a.jpg")
 
 
-def test_archive_under_an_s3_prefix_is_reported(s3_env: str) -> None:
-    client = boto3.client("s3", endpoint_url=s3_env)
+def test_archive_under_an_s3_prefix_is_reported(s3_endpoint: str, s3_env: dict) -> None:
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket="derm-zip")
     client.put_object(Bucket="derm-zip", Key="ham/HAM10000_images_part_1.zip", Body=b"PK")
     with pytest.raises(DataError, match="archives inside an S3 prefix are not read"):

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pandas as pd
 import pytest
 from _batch_scoring_data import CORRUPT_ID, make_isic_download, make_registry
-from moto.server import ThreadedMotoServer
 
 from skinattn import pipeline_steps
 from skinattn.errors import DataError
@@ -120,23 +118,6 @@ def test_model_is_resolved_once_to_a_concrete_version(world):
     assert pipeline_steps.resolve_scoring_model(model_dir, "") == model_dir  # a model folder is used in place
 
 
-@pytest.fixture
-def s3_env(monkeypatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-
-
 def test_publish_copies_the_folder_to_a_folder_and_to_s3(tmp_path, s3_env):
     folder = tmp_path / "out"
     (folder / "predictions_eval").mkdir(parents=True)
@@ -150,7 +131,7 @@ def test_publish_copies_the_folder_to_a_folder_and_to_s3(tmp_path, s3_env):
     assert (tmp_path / "published" / "predictions_eval" / "metrics.json").read_text() == "{}"
 
     bucket = f"scores-{uuid.uuid4().hex[:8]}"
-    client = boto3.client("s3", endpoint_url=s3_env)
+    client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"])
     client.create_bucket(Bucket=bucket)
     written = pipeline_steps.publish_folder(folder, f"s3://{bucket}/nightly/")
     assert written == [f"s3://{bucket}/nightly/predictions.csv", f"s3://{bucket}/nightly/predictions_eval/metrics.json"]

@@ -7,21 +7,17 @@ environment variables, exactly as a real MinIO or AWS endpoint would be.
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
 import torch
-from moto.server import ThreadedMotoServer
 
 from skinattn.models import create_model, save_model
 from skinattn.registry import Registry
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else "python"
 
 
 @pytest.fixture(scope="session")
@@ -46,35 +42,6 @@ def write_metrics(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture
-def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Point boto3 (in this process and in child processes) at the moto server; return those variables."""
-    env = S3_ENV | {"AWS_ENDPOINT_URL": s3_endpoint}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    return env
-
-
 @pytest.fixture
 def s3_bucket(s3_env: dict[str, str]) -> str:
     """A fresh, empty bucket for one test."""
@@ -95,11 +62,3 @@ def registry_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def registry(registry_root: str) -> Registry:
     return Registry(registry_root)
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for a ``skinattn`` subprocess: this process's (incl. monkeypatched AWS vars) plus ``extra``."""
-    env = dict(os.environ)
-    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    env.update(extra)
-    return env

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PYTHON, cli_env
+from _registry_helpers import PYTHON, cli_env
 
 from skinattn.models import create_model, save_model
 from skinattn.registry import Registry

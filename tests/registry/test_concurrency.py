@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, cli_env
+from _registry_helpers import PYTHON, cli_env
 
 from skinattn.data import sources
 from skinattn.registry import Registry

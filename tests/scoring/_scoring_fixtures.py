@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import uuid
 import zipfile
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else "python"
+# The interpreter running the tests: the project's .venv under `make test`.
+PYTHON = sys.executable
 
 # (diagnosis_1, diagnosis_3, HAM10000 class) as the ISIC Archive writes them; one per class.
 DIAGNOSES: tuple[tuple[str, str, str], ...] = (

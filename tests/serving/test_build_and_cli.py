@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, make_registered_model, serving_env
+from _serving_helpers import REPO, make_registered_model, serving_env
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
