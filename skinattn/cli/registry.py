@@ -9,6 +9,9 @@ from pathlib import Path
 _ROOT_HELP = "registry root: a folder or s3://bucket/prefix (default: $SKINATTN_REGISTRY, else ./registry)"
 
 
+# The figures people compare versions by (names as in metrics.json of 'skinattn evaluate', flattened).
+HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "weighted_avg.precision", "weighted_avg.auc", "macro_avg.auc")
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", help=_ROOT_HELP)
@@ -39,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = sub.add_parser("list", parents=[common], help="every version with its metrics; * marks production")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument(
+        "--metric",
+        action="append",
+        dest="metrics",
+        metavar="NAME",
+        help=f"metric column to show (repeatable; default: {', '.join(HEADLINE_METRICS)}); 'all' shows every metric",
+    )
     listing.set_defaults(handler=_list)
 
     show = sub.add_parser("show", parents=[common], help="print one version's record as JSON")
@@ -51,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="make VERSION production if it strictly beats production on --metric (exit 1 when not promoted)",
     )
     promote.add_argument("version", metavar="VERSION", help="v3, 3 or 'latest'")
-    promote.add_argument("--metric", help="metric to compare on, e.g. auc or accuracy (dotted for nested: auc.weighted)")
+    promote.add_argument("--metric", help="metric to compare on, e.g. auc or accuracy (dotted for nested: weighted_avg.auc)")
     promote.add_argument(
         "--direction", choices=("higher", "lower"), help="which way the metric is better (default: from its name)"
     )
@@ -123,10 +133,17 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for v in versions:
         marker = "*" if v.version == production else " "
-        metrics = " ".join(f"{k}={_fmt(val)}" for k, val in sorted(v.metrics.items()))
+        metrics = " ".join(f"{k}={_fmt(v.metrics[k])}" for k in _columns(v.metrics, args.metrics))
         arch = v.model.get("arch", "?") + ("+SA" if v.model.get("soft_attention") else "")
         print(f"{marker} {v.version:<6} {v.registered_at}  {arch:<22} run={v.run_id or '-'}  {metrics}")
     return 0
+
+
+def _columns(metrics: dict[str, float | None], chosen: list[str] | None) -> list[str]:
+    """The metric names to print: the chosen ones, or the headline ones a version has (evaluate's names)."""
+    if chosen and "all" in chosen:
+        return sorted(metrics)
+    return [name for name in (chosen or HEADLINE_METRICS) if name in metrics]
 
 
 def _fmt(value: float | None) -> str:

@@ -7,7 +7,7 @@ Typical use (a pipeline's register step)::
     registry = Registry("s3://models/skinattn")          # or a folder; default $SKINATTN_REGISTRY or ./registry
     version = registry.register("out/model", "out/metrics.json", run_id=run_id,
                                 data_fingerprint=fingerprint_manifest("out/manifest"))
-    decision = registry.promote(version.version, metric="auc.weighted")   # champion/challenger gate
+    decision = registry.promote(version.version, metric="weighted_avg.auc")   # champion/challenger gate
     registry.production()                                 # the current production ModelVersion
 
 Exporting to BentoML lives in :mod:`skinattn.registry.bentoml_export`, which is imported only on demand

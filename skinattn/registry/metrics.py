@@ -1,8 +1,8 @@
 """Metrics of a model version: reading them, knowing which way is better, comparing two versions.
 
 A metrics file is any JSON object (what the evaluate step writes). It is stored in the registry as is;
-for comparisons its numbers are flattened to dotted names: ``{"auc": {"weighted": 0.98}}`` gives
-``auc.weighted``. Non-finite numbers (an AUC that is NaN because a class is absent from the test set)
+for comparisons its numbers are flattened to dotted names: ``{"weighted_avg": {"auc": 0.98}}`` gives
+``weighted_avg.auc``. Non-finite numbers (an AUC that is NaN because a class is absent from the test set)
 are kept as ``None`` so that a comparison on them is refused instead of silently wrong.
 """
 

@@ -44,7 +44,12 @@ def test_register_list_show_promote_with_the_root_from_the_environment(
     assert rows == [("v1", True, "run-a"), ("v2", False, "run-b")]
     assert listed[0]["params"] == {"epochs": 7} and listed[1]["metrics"] == {"accuracy": 0.7, "loss": 0.5}
     table = skinattn("registry", "list", env=env).stdout.splitlines()
-    assert table[0].startswith("* v1") and table[1].startswith("  v2") and "loss=0.5" in table[1]
+    # Headline metrics only by default; loss is not one of them.
+    assert table[0].startswith("* v1") and table[1].startswith("  v2") and "accuracy=0.7" in table[1]
+    assert "loss=" not in table[1]
+    chosen = skinattn("registry", "list", "--metric", "loss", env=env).stdout.splitlines()
+    assert "loss=0.5" in chosen[1] and "accuracy=" not in chosen[1]
+    assert "loss=0.5" in skinattn("registry", "list", "--metric", "all", env=env).stdout
 
     assert json.loads(skinattn("registry", "show", "production", env=env).stdout)["version"] == "v1"
 
