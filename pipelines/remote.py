@@ -122,16 +122,22 @@ def submit(client, package_path: str, arguments: dict[str, Any], **options: Any)
     return result.run_id
 
 
-def upload(client, package_path: str, pipeline_name: str, version_name: str, description: str) -> tuple[str, str]:
-    """Upload the package as a new pipeline or a new version of it; returns ``(pipeline_id, version_id)``."""
+def upload(
+    client, package_path: str, pipeline_name: str, version_name: str, description: str
+) -> tuple[str, str, str]:
+    """Upload the package as a new pipeline or a new version of it; returns ``(pipeline_id, version_id, version_name)``.
+
+    A new pipeline gets its first version from the backend, named by the backend (the upload endpoint takes
+    no version name), so ``version_name`` only names later versions; the name returned is the server's.
+    """
     pipeline_id = client.get_pipeline_id(pipeline_name)
     method, kwargs = upload_arguments(package_path, pipeline_name, pipeline_id, version_name, description)
     uploaded = getattr(client, method)(**kwargs)
     if pipeline_id is None:
         pipeline_id = uploaded.pipeline_id
         versions = client.list_pipeline_versions(pipeline_id=pipeline_id, page_size=1, sort_by="created_at desc")
-        return pipeline_id, versions.pipeline_versions[0].pipeline_version_id
-    return pipeline_id, uploaded.pipeline_version_id
+        uploaded = versions.pipeline_versions[0]
+    return pipeline_id, uploaded.pipeline_version_id, uploaded.display_name
 
 
 def schedule(client, *, experiment: str, namespace: str | None = None, **options: Any) -> str:

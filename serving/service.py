@@ -26,6 +26,7 @@ import pydantic
 from starlette.responses import JSONResponse
 
 from serving.guard import UploadGuard
+from serving.options import ACCEPTED, BadOption, attention_wanted
 from serving.runtime import BatchResult, ServingModel
 from serving.upload import UploadRejected, read_upload
 
@@ -87,10 +88,6 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"})
-
-
 @bentoml.service(
     name="skinattn",
     traffic={"timeout": 60},
@@ -145,12 +142,34 @@ class SkinattnClassifier:
         return [BatchItem(probabilities=r.probabilities, attention=r.attention, error=r.error) for r in results]
 
     @bentoml.api(route=CLASSIFY_ROUTE)
-    async def classify(self, image: Path, ctx: bentoml.Context, attention: bool = False) -> Classification:
+    async def classify(
+        self,
+        image: Path,
+        ctx: bentoml.Context,
+        # Any, not bool: the endpoint reads the value itself (serving.options) so that a bad one gets the
+        # service's {"error": ...} answer instead of BentoML's validation body. The schema still says boolean.
+        attention: Any = pydantic.Field(
+            default=None,
+            description=f"add the attention grid and overlay: {ACCEPTED} (or the query parameter ?attention=)",
+            json_schema_extra={"type": "boolean"},
+        ),
+    ) -> Classification:
         """Classify one JPEG or PNG dermoscopy image (multipart field ``image``)."""
         model = self._model
         if model is None:
             return _error(ctx, 503, self._load_error and "model failed to load" or "model is still loading; retry shortly")
-        with_attention = attention or _truthy(ctx.request.query_params.get("attention"))
+        try:
+            with_attention = attention_wanted(attention, ctx.request.query_params.get("attention"))
+        except BadOption as exc:
+            return _error(ctx, 400, str(exc))
+        if with_attention and not model.model.has_attention:
+            # Refuse before decoding: no forward pass can produce a map this model does not have.
+            return _error(
+                ctx,
+                422,
+                f"model {self.model_name}:{self.model_version} was trained without a Soft Attention layer, so it "
+                "has no attention map; ask without attention=true",
+            )
         try:
             data = await anyio.to_thread.run_sync(image.read_bytes)
             decoded, prepared = await anyio.to_thread.run_sync(self._decode_and_prepare, model, data)
@@ -172,10 +191,8 @@ class SkinattnClassifier:
         top_class = max(probabilities, key=probabilities.__getitem__)
         attention_map = None
         if with_attention:
-            if result.attention is None:
-                return _error(ctx, 
-                    422, f"model {self.model_name}:{self.model_version} has no Soft Attention layer, so no attention map"
-                )
+            if result.attention is None:  # has_attention was checked above: a bug, not the caller's fault
+                raise RuntimeError("the Soft Attention model returned no attention grid")
             png = await anyio.to_thread.run_sync(model.overlay_png, decoded, result.attention)
             attention_map = AttentionMap(grid=result.attention, overlay_png=png)
         return Classification(

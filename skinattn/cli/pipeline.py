@@ -58,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     upload = sub.add_parser("upload", help="upload a pipeline (or a new version of it) for runs started from the UI")
     _remote_options(upload)
     upload.add_argument("--pipeline", choices=PIPELINE_NAMES, default="training", help="which pipeline (default training)")
-    upload.add_argument("--version-name", help="version name (default <pipeline>-<UTC timestamp>)")
+    upload.add_argument(
+        "--version-name",
+        help="name of the new version when the pipeline exists (default <pipeline>-<UTC timestamp>); "
+        "the first upload's version is named by the backend",
+    )
     upload.set_defaults(handler=_upload)
 
     schedule = sub.add_parser(
@@ -181,7 +185,9 @@ def _upload_version(args: argparse.Namespace, scratch: str) -> tuple[str, str]:
     package = compile_pipeline(args.pipeline, str(Path(scratch) / f"{args.pipeline}.yaml"))
     client = remote.connect(args.host, args.namespace)
     version_name = getattr(args, "version_name", None) or remote.default_version_name(name)
-    pipeline_id, version_id = remote.upload(client, package, name, version_name, pipeline.description or "")
+    pipeline_id, version_id, version_name = remote.upload(
+        client, package, name, version_name, pipeline.description or ""
+    )
     print(f"uploaded {name}: pipeline {pipeline_id}, version {version_id} ({version_name})")
     return pipeline_id, version_id
 

@@ -1,7 +1,8 @@
 """Parameters, cron validation and the kfp.Client arguments of submit/upload/schedule, built without a cluster.
 
-No fake KFP server stands in for a real one: what these commands send is checked as the keyword arguments
-the pure builders return, and the commands' failure paths are run for real (bad input, unreachable host).
+What these commands send is checked here as the keyword arguments the pure builders return, and the
+failure paths are run for real (bad input, unreachable host); test_remote_http.py runs the same commands
+through kfp.Client over HTTP against a stand-in API server.
 """
 
 from __future__ import annotations

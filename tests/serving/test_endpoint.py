@@ -5,57 +5,19 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import io
-import json
 import threading
 
 import httpx
 import numpy as np
 import pytest
+import torch
+from _serving_helpers import check_classification, encode, expected_probabilities, json_error, noise_image, post_image
 from PIL import Image
 
 from skinattn.constants import HAM10000_CLASSES
-from skinattn.inference import Predictor
+from skinattn.models import load_model
 
 pytestmark = pytest.mark.slow  # starts a server: about 20-40 s on a shared 2-core machine
-
-
-def encode(image: Image.Image, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def noise_image(seed: int, size: tuple[int, int] = (80, 60)) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
-def post_image(client: httpx.Client, data: bytes, filename: str = "lesion.jpg", mime: str = "image/jpeg", **fields: str) -> httpx.Response:
-    return client.post("/classify", files={"image": (filename, data, mime)}, data=fields or None)
-
-
-def json_error(response: httpx.Response) -> str:
-    """The error message of a refused request; fails when the body is not a JSON error object."""
-    body = response.json()
-    assert isinstance(body, dict) and isinstance(body.get("error"), str), json.dumps(body)
-    assert "Traceback" not in response.text
-    return body["error"]
-
-
-def expected_probabilities(server, data: bytes) -> list[float]:
-    """What the library's Predictor says for the same bytes: the served answer must agree."""
-    image = Image.open(io.BytesIO(data)).convert("RGB")
-    prediction = Predictor(server.model_dir).predict([image])[0]
-    return [prediction.probabilities[name] for name in HAM10000_CLASSES]
-
-
-def check_classification(body: dict) -> list[float]:
-    assert list(body["probabilities"]) == list(HAM10000_CLASSES)
-    probs = list(body["probabilities"].values())
-    assert sum(probs) == pytest.approx(1.0, abs=1e-5)
-    assert body["top_class"] == HAM10000_CLASSES[int(np.argmax(probs))]
-    assert body["model"] == "skinattn" and body["version"] == "v1"
-    return probs
 
 
 # ------------------------------------------------------------------------------------------- probes
@@ -95,6 +57,16 @@ def test_classify_a_real_dermoscopy_image(server, real_data_dir):
     assert response.json()["top_class"] in HAM10000_CLASSES
 
 
+def sa_feature_map_size(server) -> tuple[int, int]:
+    """(h, w) of the feature map the served model's SA layer sees at the model's input size, measured on
+    the saved model itself (the trunk's output is the SA layer's input)."""
+    model = load_model(server.model_dir)
+    size = model.config.input_size
+    with torch.inference_mode():
+        features = model.trunk(torch.zeros(1, 3, size, size))
+    return tuple(features.shape[-2:])
+
+
 @pytest.mark.parametrize("how", ["field", "query"])
 def test_attention_grid_and_overlay(server, how):
     data = encode(noise_image(2, (64, 64)), "PNG")
@@ -106,8 +78,7 @@ def test_attention_grid_and_overlay(server, how):
     assert response.status_code == 200, response.text
     attention = response.json()["attention"]
     grid = np.asarray(attention["grid"])
-    side = server.img_size // 32  # resnet10t's SA layer sits at stride 32
-    assert grid.shape == (side, side)
+    assert grid.shape == sa_feature_map_size(server)
     assert grid.min() == pytest.approx(0.0) and grid.max() == pytest.approx(1.0)  # scaled per image
     overlay = Image.open(io.BytesIO(base64.b64decode(attention["overlay_png"])))
     assert overlay.format == "PNG" and overlay.size == (server.img_size, server.img_size)
@@ -192,6 +163,16 @@ BAD_REQUESTS = {
     "file in another field": (lambda c: c.post("/classify", files={"picture": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}), 400),
     "two files": (lambda c: c.post("/classify", files=[("image", ("a.jpg", b"1", "image/jpeg")), ("image", ("b.jpg", b"2", "image/jpeg"))]), 400),
     "attention not a boolean": (lambda c: post_image(c, encode(noise_image(7), "JPEG"), attention="maybe"), 400),
+    "attention a number other than 0/1": (lambda c: post_image(c, encode(noise_image(7), "JPEG"), attention="2"), 400),
+    "attention query not a boolean": (
+        lambda c: c.post("/classify?attention=maybe", files={"image": ("a.jpg", encode(noise_image(7), "JPEG"), "image/jpeg")}),
+        400,
+    ),
+    "attention field and query disagree": (
+        lambda c: c.post("/classify?attention=false", files={"image": ("a.jpg", encode(noise_image(7), "JPEG"), "image/jpeg")},
+                         data={"attention": "true"}),
+        400,
+    ),
 }
 
 
@@ -201,7 +182,9 @@ def test_malformed_request_gets_a_4xx_json_error(server, case):
     with server.client() as client:
         response = send(client)
         assert response.status_code == status, response.text
-        assert response.json().get("error") and "Traceback" not in response.text
+        message = json_error(response)  # the service's own {"error": ...}, never BentoML's {"error", "detail"}
+        if case.startswith("attention"):
+            assert "attention" in message
         assert post_image(client, encode(noise_image(8), "JPEG")).status_code == 200
 
 

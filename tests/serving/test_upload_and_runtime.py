@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from serving.options import BadOption, attention_wanted
 from serving.runtime import ServingModel
 from serving.upload import UploadRejected, read_upload
 from skinattn.inference import Predictor
@@ -69,3 +70,23 @@ def test_a_malformed_batch_item_fails_alone(model_dir):
     assert [r.error is None for r in results] == [True, False, False, True]
     assert "expected 12288 bytes" in results[1].error
     assert results[0].probabilities == pytest.approx(results[3].probabilities)
+
+
+@pytest.mark.parametrize(
+    "form, query, wanted",
+    [(None, None, False), (True, None, True), (1, None, True), (False, None, False), (0, None, False),
+     (" Yes ", None, True), (None, "true", True), (None, "off", False), (True, "1", True), (False, "no", False)],
+)
+def test_attention_wanted_reads_form_and_query(form, query, wanted):
+    assert attention_wanted(form, query) is wanted
+
+
+@pytest.mark.parametrize(
+    "form, query, words",
+    [("maybe", None, "'maybe' in the form field"), (2, None, "got 2"), (1.0, None, "got 1.0"), ([True], None, "got [True]"),
+     (None, "", "query parameter"), (None, "maybe", "'maybe' in the query parameter"), (True, "false", "send it once")],
+)
+def test_attention_wanted_refuses_other_values_naming_them(form, query, words):
+    with pytest.raises(BadOption, match="attention") as caught:
+        attention_wanted(form, query)
+    assert words in str(caught.value)
