@@ -28,21 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _machine import cpu_model
 
 from skinattn.data.cache import build_cache, load_resized
 from skinattn.data.sources import open_image
 
 FULL_HAM10000_IMAGES = 10_015
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _epoch_seconds(step: Callable[[int], object], count: int, epochs: int) -> list[float]:
@@ -95,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "cache",
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}",
         "python": platform.python_version(),
         "data": str(args.data),
         "images": n,

@@ -34,21 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import cpu_model
 from PIL import Image
 
 from skinattn.data.sources import open_image
 from skinattn.models import create_model, eval_transform, load_model, save_model
 from skinattn.scoring import ScoreSettings, score_source
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def make_images(folder: Path, count: int) -> str:
@@ -208,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "scoring",
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}",
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "python": platform.python_version(),
         "torch": torch.__version__,
