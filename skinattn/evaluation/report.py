@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from PIL import Image
 
 
 _STYLE = """
@@ -40,12 +38,6 @@ class ExampleRow:
     input_png: bytes
     gradcam_png: bytes
     attention_png: bytes | None = None
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
 
 
 def _img(png: bytes, alt: str) -> str:

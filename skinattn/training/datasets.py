@@ -92,7 +92,7 @@ def train_transform(augment: AugmentConfig, mean: Sequence[float], std: Sequence
     return v2.Compose([*steps, *_to_model_input(mean, std)])
 
 
-def eval_transform(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+def normalise_transform(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
     """Scaling and normalising only (images are already at the model's size)."""
     return v2.Compose(_to_model_input(mean, std))
 

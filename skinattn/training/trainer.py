@@ -45,7 +45,7 @@ from skinattn.training.datasets import (
     SplitImages,
     balanced_weights,
     epoch_seed,
-    eval_transform,
+    normalise_transform,
     load_prepared,
     resolve_cache,
     train_transform,
@@ -187,7 +187,7 @@ class Trainer:
         self.train_set = SplitImages(
             splits.train, splits.classes, self.size, train_transform(cfg.augment, mean, std), train_cache, positions
         )
-        self.val_set = SplitImages(splits.val, splits.classes, self.size, eval_transform(mean, std), val_cache)
+        self.val_set = SplitImages(splits.val, splits.classes, self.size, normalise_transform(mean, std), val_cache)
         weights = balanced_weights(splits) if cfg.data.balance == "sampler" else None
         self.sampler = EpochSampler(
             len(self.train_set), cfg.train.seed, weights=weights, rank=rt.rank, world_size=rt.world_size

@@ -17,7 +17,7 @@ from skinattn.training.config import AugmentConfig, DataConfig
 from skinattn.training.datasets import (
     EpochSampler,
     SplitImages,
-    eval_transform,
+    normalise_transform,
     load_prepared,
     resolve_cache,
     train_transform,
@@ -51,8 +51,8 @@ def test_cache_and_decoding_give_identical_pixels(prepared: Path) -> None:
     data = DataConfig(prepared=str(prepared), cache="auto")
     cache_path = resolve_cache(splits.val, "val", SIZE, data, progress=False)
     assert cache_path is not None
-    cached = SplitImages(splits.val, splits.classes, SIZE, eval_transform(MEAN, STD), cache_path)
-    decoded = SplitImages(splits.val, splits.classes, SIZE, eval_transform(MEAN, STD), None)
+    cached = SplitImages(splits.val, splits.classes, SIZE, normalise_transform(MEAN, STD), cache_path)
+    decoded = SplitImages(splits.val, splits.classes, SIZE, normalise_transform(MEAN, STD), None)
     assert (cached.source, decoded.source) == ("cache", "decode")
     for item in (0, len(cached) - 1):
         assert torch.equal(cached[item][0], decoded[item][0])
