@@ -11,7 +11,7 @@ DEMO_DIR ?= demo-output
 export BENTOML_DO_NOT_TRACK := True
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo bench clean images e2e
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,22 @@ bench: $(STAMP)
 		echo "== $$script"; SKINATTN_REAL_DATA=$${SKINATTN_REAL_DATA:-../shared/data} $(BIN)/python $$script; \
 	done
 
+# Container images (infra/containers/images.py): the CPU and CUDA component images and the serving image,
+# with Docker or Podman, whichever is present (CONTAINER_ENGINE=docker|podman). Options: IMAGES_ARGS, e.g.
+# IMAGES_ARGS="--only cpu --standin-bases --torch-index-url ''"; see `python -m infra.containers.images --help`.
+IMAGES_ARGS ?=
+images: $(STAMP)
+	$(BIN)/python -m infra.containers.images $(IMAGES_ARGS)
+
+# The product run inside the images it builds (infra/containers/e2e.py): training and batch-scoring pipelines
+# with kfp.local.DockerRunner, data and registry on a local S3 server, the serving container probed over
+# HTTP. Installs Podman with apt-get where no container engine is present. Part of the test command (.ci/run).
+E2E_ARGS ?=
+e2e: $(STAMP)
+	$(BIN)/python -m infra.containers.e2e $(E2E_ARGS)
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .venv-infra build/infra-rendered
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .venv-infra build/infra-rendered build/e2e build/images
 
 # Kept last: infra/lint.mk's first target is a file target and must not become the default goal.
 include infra/lint.mk

@@ -12,8 +12,12 @@ from pipelines import load_pipeline
 from pipelines.params import check_required
 
 
-def run_local(name: str, arguments: dict[str, Any], pipeline_root: str | Path) -> Path:
-    """Run pipeline ``name`` with ``arguments``; returns the run's output folder. Raises on failure."""
+def run_local(name: str, arguments: dict[str, Any], pipeline_root: str | Path, runner: Any = None) -> Path:
+    """Run pipeline ``name`` with ``arguments``; returns the run's output folder. Raises on failure.
+
+    ``runner`` defaults to this interpreter (``SubprocessRunner(use_venv=False)``); ``make e2e`` passes a
+    ``kfp.local.DockerRunner`` so that every component runs inside its container image instead.
+    """
     from kfp import local
 
     pipeline = load_pipeline(name)
@@ -21,7 +25,8 @@ def run_local(name: str, arguments: dict[str, Any], pipeline_root: str | Path) -
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in root.iterdir()}
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    runner = runner if runner is not None else local.SubprocessRunner(use_venv=False)
+    local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
     pipeline(**arguments)
     new = sorted((p for p in root.iterdir() if p.is_dir() and p.name not in before), key=lambda p: p.stat().st_mtime)
     if not new:

@@ -23,10 +23,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates 0600; results are meant to be read by others (reports, shared model stores).
-    os.chmod(tmp, 0o644)
     try:
         yield tmp
+        # mkstemp creates 0600, and a writer may replace the file at ``tmp`` with its own (safetensors'
+        # save_file does): results are meant to be read by others (another container user, shared stores).
+        os.chmod(tmp, 0o644)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -70,3 +70,14 @@ def test_broken_model_folders_are_explained(tmp_path):
     with pytest.raises(ModelError, match="not a skinattn model card"):
         load_model(tmp_path)
 
+
+
+def test_saved_files_are_readable_by_other_users(tmp_path):
+    """A model written by one container user is read by another (the serving image, a later KFP step):
+    safetensors' writer creates its file 0600, which the atomic rename must not carry over."""
+    import stat
+
+    out = save_model(create_model("resnet10t", soft_attention=False, pretrained=False), tmp_path / "m")
+    for name in (WEIGHTS_FILE, CARD_FILE):
+        mode = stat.S_IMODE((out / name).stat().st_mode)
+        assert mode & 0o044 == 0o044, f"{name} is {oct(mode)}"
