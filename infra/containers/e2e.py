@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -43,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.containers import engine as engines, images
-from infra.containers.serving_image import free_port
+# Every container a run starts carries this label key, the serving check's too.
+from infra.containers.serving_image import CONTAINER_LABEL_KEY as LABEL_KEY, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = REPO_ROOT / "infra" / "k8s" / "base" / "serving" / "deployment.yaml"
@@ -261,13 +263,15 @@ def run(args: argparse.Namespace) -> int:
     report = Report()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    label = f"skinattn-e2e={uuid.uuid4().hex[:12]}"
+    label = f"{LABEL_KEY}={uuid.uuid4().hex[:12]}"
     engine = None
     try:
         with report.step("engine"):
             engine = engines.find_engine(args.engine, install=True)
             print(f"engine: {engine.name}" + (f" (CONTAINERS_CONF={engines.CONTAINERS_CONF})" if engine.name == "podman" else ""))
             check_disk(engine.storage_root(), work)
+            # Containers of an earlier run that was killed (SIGKILL skips cleanup) would hold ports and memory.
+            engines.remove_containers(engine, LABEL_KEY)
         # The components read their image names when first imported: point them at the images built here.
         os.environ["SKINATTN_IMAGE"] = IMAGES["cpu"]
         os.environ["SKINATTN_GPU_IMAGE"] = IMAGES["cuda"]
@@ -338,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra CA bundle handed to the builds as the secret 'ca-bundle' (default: "
                         "$SKINATTN_CA_BUNDLE, else $SSL_CERT_FILE when that file exists)")  # fmt: skip
     args = parser.parse_args(argv)
+    # A CI timeout or Ctrl-C sends SIGTERM/SIGINT: unwind, so that the cleanup (containers, the Podman API
+    # service, the S3 server) runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.ca_bundle is None:
         default = os.environ.get("SKINATTN_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
         args.ca_bundle = Path(default) if default and Path(default).is_file() else None
