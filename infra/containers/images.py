@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.containers import bases, wheelhouse
-from infra.containers.engine import ENGINES, Engine, find_engine, run_in_image
+from infra.containers.engine import ENGINES, Engine, EngineError, find_engine, run_in_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "infra" / "docker"
@@ -43,6 +43,7 @@ class BuildSettings:
     standin_bases: bool
     torch_index_url: str | None  # None: PyTorch's index for the image's kind; "": pip's configuration
     ca_bundle: Path | None
+    from_index: bool = False  # no wheelhouse: the build installs from the package index
 
 
 def release_tags() -> dict[str, str]:
@@ -68,9 +69,10 @@ def wheelhouse_for(settings: BuildSettings, kind: str, base: bases.Base) -> Path
     host = "%d.%d" % sys.version_info[:2]
     target = image_python(settings.engine, base.image)
     key = hashlib.sha256(f"{host}|{index}".encode()).hexdigest()[:10]
-    if target != host:
-        print(f"{kind}: the base's Python is {target or 'installed by the Dockerfile'}, this host's {host}: the "
-              "build installs from the package index", flush=True)  # fmt: skip
+    if settings.from_index or target != host:
+        why = "--from-index" if settings.from_index else (
+            f"the base's Python is {target or 'installed by the Dockerfile'}, this host's {host}")  # fmt: skip
+        print(f"{kind}: {why}: the build installs from the package index", flush=True)
         return wheelhouse.write_requirements_only(settings.work / f"requirements-{kind}", wheelhouse.project_requirements())
     out = settings.work / f"wheelhouse-{host}-{key}"
     return wheelhouse.build_wheelhouse(out, extra_index_urls=[index] if index else [])
@@ -86,10 +88,13 @@ def build_component_image(settings: BuildSettings, kind: str, tag: str, wheels: 
     if house is None:
         house = wheels[repr(cache_key)] = wheelhouse_for(settings, kind, base)
     print(f"building {tag} from {DOCKERFILE[kind].relative_to(REPO_ROOT)} on {base.image}", flush=True)
-    engine.build(dockerfile=DOCKERFILE[kind], tag=tag, context=REPO_ROOT, build_args={"BASE_IMAGE": base.image},
+    build_args = {"BASE_IMAGE": base.image}
+    if settings.torch_index_url is not None:  # what an index build (no wheels) takes torch from
+        build_args["PIP_EXTRA_INDEX_URL"] = settings.torch_index_url
+    engine.build(dockerfile=DOCKERFILE[kind], tag=tag, context=REPO_ROOT, build_args=build_args,
                  build_contexts={"wheelhouse": house},
                  secrets={"ca-bundle": settings.ca_bundle} if settings.ca_bundle else None)  # fmt: skip
-    uid, version = check_component_image(engine, tag)
+    uid, version = check_component_image(engine, tag, secret=settings.ca_bundle)
     size = engine.image_size(tag)
     print(f"{tag}: '{version}' runs as uid {uid}; {size / 1e9:.2f} GB", flush=True)
     return {"tag": tag, "base": base.image, "standin_base": base.standin, "bytes": size, "uid": uid, "version": version}
@@ -107,12 +112,20 @@ done
 """
 
 
-def check_component_image(engine: Engine, tag: str) -> tuple[str, str]:
-    """``(uid, skinattn --version)`` of ``tag``; raises if it runs as root, lacks the CLI or its user cannot
-    write KFP's artifact paths."""
+def check_component_image(engine: Engine, tag: str, secret: Path | None = None) -> tuple[str, str]:
+    """``(uid, skinattn --version)`` of ``tag``; raises if it runs as root, lacks the CLI, its user cannot
+    write KFP's artifact paths, or (``secret``) a file with the secret's exact content is in the image."""
     uid, version = run_in_image(engine, tag, ["sh", "-c", _IMAGE_CHECK]).strip().splitlines()
     if uid == "0":
         raise RuntimeError(f"{tag} runs as root; the Dockerfile's USER must be the numeric non-root user")
+    if secret is not None:
+        digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+        # Only files of the secret's exact size are hashed, so this takes seconds on a 7 GB image.
+        search = f"find / -xdev -type f -size {secret.stat().st_size}c -exec sha256sum {{}} + 2>/dev/null || true"
+        found = [line.split(None, 1)[1] for line in run_in_image(engine, tag, ["sh", "-c", search]).splitlines()
+                 if line.startswith(digest)]  # fmt: skip
+        if found:
+            raise RuntimeError(f"{tag} holds a copy of the build secret {secret}: {found}")
     return uid, version
 
 
@@ -135,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ca-bundle", type=Path, default=Path(default_ca) if default_ca else None,
                         help="extra CA bundle for the builds' network access, passed as the build secret "
                         "'ca-bundle' (default $SKINATTN_CA_BUNDLE)")  # fmt: skip
+    parser.add_argument("--from-index", action="store_true",
+                        help="no wheelhouse: the build itself pip-installs the requirements from PyPI and the torch "
+                        "index (--torch-index-url, else the Dockerfile's), which it must reach (behind a proxy: "
+                        "--ca-bundle)")  # fmt: skip
     parser.add_argument("--model", default=None, help="serving image: a model folder or a registry version "
                         "(production, v3) of --registry (default: production)")  # fmt: skip
     parser.add_argument("--registry", default=os.environ.get("SKINATTN_REGISTRY", "registry"),
@@ -142,9 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "build" / "images",
                         help="wheelhouses and the bento's store (default build/images)")  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        return build(args)
+    except (EngineError, RuntimeError, OSError) as exc:
+        print(f"make images: {exc}", file=sys.stderr)
+        return 1
+
+
+def build(args: argparse.Namespace) -> int:
     kinds = args.only or ["cpu", "cuda", "serving"]
     settings = BuildSettings(find_engine(args.engine), args.work.resolve(), args.standin_bases, args.torch_index_url,
-                             args.ca_bundle)  # fmt: skip
+                             args.ca_bundle, from_index=args.from_index)  # fmt: skip
     tags = release_tags()
     built: dict[str, Any] = {}
     wheels: dict[str, Path] = {}
