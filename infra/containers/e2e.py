@@ -8,7 +8,7 @@ image-cpu      the CPU component image (images.py): the Dockerfile's pinned offi
 image-cuda     built from Debian packages where it cannot be pulled (said so in the output); the packages from
                a wheelhouse resolved on the host; ``skinattn --version`` must run in it as a non-root user.
                The CUDA runtime itself can only be checked on a GPU machine, not here.
-s3             an S3 server (moto) on 127.0.0.1 with a synthetic HAM10000-layout data set and a small
+s3             an S3 server (moto) on 127.0.0.1 and the engine's Docker-compatible API socket, with a synthetic HAM10000-layout data set and a small
                ISIC-archive-shaped prefix of real images (from $SKINATTN_REAL_DATA when set).
 training       the training pipeline with kfp.local.DockerRunner: each component in its image (train in the
                CUDA image, on the CPU; the others in the CPU image) as the image's non-root user, data and
@@ -276,14 +276,15 @@ def run(args: argparse.Namespace) -> int:
         os.environ["SKINATTN_IMAGE"] = IMAGES["cpu"]
         os.environ["SKINATTN_GPU_IMAGE"] = IMAGES["cuda"]
         build_images(engine, report, work, args.ca_bundle)
-        with s3_server() as s3_env, engines.docker_api(engine) as docker_host:
-            os.environ["DOCKER_HOST"] = docker_host
-            os.environ.update(s3_env)  # this process reads the registry and uploads the data too
+        with contextlib.ExitStack() as services:
             with report.step("s3"):
                 import boto3
 
                 from skinattn.data.synthetic import make_sample_dataset
 
+                s3_env = services.enter_context(s3_server())
+                os.environ.update(s3_env)  # this process reads the registry and uploads the data too
+                os.environ["DOCKER_HOST"] = services.enter_context(engines.docker_api(engine))
                 client = boto3.client("s3")
                 client.create_bucket(Bucket=BUCKET)
                 data = work / "data"
@@ -321,8 +322,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def finish(report: Report, work: Path, ok: bool) -> int:
+    from skinattn.fileio import write_json
+
     out = work / "e2e-report.json"
-    out.write_text(json.dumps({"ok": ok, "steps": report.steps, "facts": report.facts}, indent=2, default=str) + "\n")
+    write_json(out, json.loads(json.dumps({"ok": ok, "steps": report.steps, "facts": report.facts}, default=str)))
     print(f"\n{report.table()}\n\ne2e {'passed' if ok else 'FAILED'}; report: {out}", flush=True)
     return 0 if ok else 1
 
