@@ -53,3 +53,19 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     return env
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_model_cache(tmp_path_factory) -> Iterator[Path]:
+    """Registry versions fetched by the code under test (scoring, serving) go to a folder of this session,
+    never to the user's ~/.cache/skinattn. Subprocesses inherit the variable."""
+    folder = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get("SKINATTN_CACHE_DIR")
+    os.environ["SKINATTN_CACHE_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("SKINATTN_CACHE_DIR", None)
+        else:
+            os.environ["SKINATTN_CACHE_DIR"] = previous

@@ -49,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkinattnError as exc:
         print(f"skinattn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A path the file system refuses (an output under an existing file, no permission, a full disk):
+        # the path and the reason, not a traceback. Errors without a path are bugs and keep their traceback.
+        if exc.filename is None:
+            raise
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+        print(f"skinattn {args.command}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"skinattn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -75,10 +75,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=_export)
 
 
-def _open(args: argparse.Namespace):  # noqa: ANN202 - Registry is imported lazily
+def _open(args: argparse.Namespace, *, existing: bool = True):  # noqa: ANN202 - Registry is imported lazily
+    """The registry at ``--root``. Every action but ``register`` reads one that must already exist: a local
+    root that is not there is a typo, not an empty registry (``register`` creates it)."""
     from skinattn.registry import Registry
+    from skinattn.registry.errors import RegistryError
+    from skinattn.registry.storage import LocalStore
 
-    return Registry(args.root)
+    registry = Registry(args.root)
+    if existing and isinstance(registry.store, LocalStore) and not registry.store.root.is_dir():
+        raise RegistryError(f"{registry.store.root}: no registry here, the folder does not exist (check --root "
+                            "or $SKINATTN_REGISTRY; 'registry register' creates one)")  # fmt: skip
+    return registry
 
 
 def _read_json_object(path: Path, what: str) -> dict:
@@ -100,7 +108,7 @@ def _print_decision(decision) -> None:  # noqa: ANN001 - PromotionDecision
 def _register(args: argparse.Namespace) -> int:
     from skinattn.registry import fingerprint_manifest
 
-    registry = _open(args)
+    registry = _open(args, existing=False)
     params = _read_json_object(args.params, "params") if args.params else None
     fingerprint = fingerprint_manifest(args.data_manifest) if args.data_manifest else args.data_fingerprint
     version = registry.register(

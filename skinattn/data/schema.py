@@ -71,12 +71,18 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, ManifestInfo]:
     json_path = csv_path.with_name(MANIFEST_JSON)
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: no manifest here (expected {MANIFEST_CSV}, written by 'skinattn ingest')")
-    frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{csv_path}: not a manifest CSV ({exc})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{csv_path}: missing required column(s) {missing}")
     if json_path.is_file():
-        info = ManifestInfo.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
+        try:
+            info = ManifestInfo.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSON and Unicode errors are ValueErrors
+            raise DataError(f"{json_path}: not a manifest description ({exc})") from None
     else:
         labels = sorted({label for label in frame["label"] if label})
         info = ManifestInfo(classes=labels, source=str(csv_path))

@@ -325,6 +325,22 @@ class Registry:
 
     # ----------------------------------------------------------------------------------------- download
 
+    def fetch(self, version: str | int | ModelVersion, cache_root: str | os.PathLike[str] | None = None) -> Path:
+        """A local folder holding ``version``'s files, from a cache kept across runs.
+
+        Versions are immutable, so a cached copy whose files all match their recorded digests is reused
+        as it is; anything missing or different is downloaded again (each file written to a temporary name
+        and renamed). Nothing is left behind per run, which a temporary folder per run would be whenever
+        the process is killed. The cache lives in ``cache_root``, else ``$SKINATTN_CACHE_DIR``, else
+        ``~/.cache/skinattn``, under ``models/<registry digest>/<version>``.
+        """
+        record = version if isinstance(version, ModelVersion) else self.get(version)
+        root = Path(cache_root or os.environ.get("SKINATTN_CACHE_DIR") or Path.home() / ".cache" / "skinattn")
+        folder = root / "models" / hashlib.sha256(self.uri.encode()).hexdigest()[:16] / record.version
+        if all(_file_digest(folder / name) == stored.sha256 for name, stored in record.files.items()):
+            return folder
+        return self.download(record, folder)
+
     def download(self, version: str | int | ModelVersion, dest: str | os.PathLike[str]) -> Path:
         """Write a version's files (weights, card, metrics.json) into ``dest``, checking every digest.
 
@@ -375,3 +391,15 @@ def fingerprint_manifest(manifest: str | os.PathLike[str]) -> str:
 def dumps_version(version: ModelVersion) -> str:
     """A version as indented JSON (what ``skinattn registry show`` prints)."""
     return json.dumps(version.to_dict(), indent=2)
+
+
+def _file_digest(path: Path) -> str | None:
+    """sha256 of the file at ``path``, or None when there is none."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    return digest.hexdigest()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from pathlib import Path
 
 from skinattn.models.weights import CARD_FILE, WEIGHTS_FILE, read_card
@@ -25,9 +24,10 @@ def _weights_digest(directory: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def resolve_model(spec: str, download_to: str | os.PathLike[str], registry_root: str | None = None) -> ResolvedModel:
+def resolve_model(spec: str, registry_root: str | None = None) -> ResolvedModel:
     """A model folder (anything holding ``model.json``) is used in place; any other ``spec`` is a registry
-    version (``v3``, ``3``, ``latest``, ``production``) downloaded, digests checked, into ``download_to``.
+    version (``v3``, ``3``, ``latest``, ``production``), fetched with digests checked into the local model
+    cache (:meth:`skinattn.registry.Registry.fetch`), where the next run finds it.
     """
     path = Path(spec)
     if (path / CARD_FILE).is_file():
@@ -36,5 +36,4 @@ def resolve_model(spec: str, download_to: str | os.PathLike[str], registry_root:
 
     registry = Registry(registry_root)
     record = registry.get(spec)
-    directory = registry.download(record, Path(download_to) / record.version)
-    return ResolvedModel(directory, record.version, f"{registry.uri} {spec} = {record.version}")
+    return ResolvedModel(registry.fetch(record), record.version, f"{registry.uri} {spec} = {record.version}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,18 +163,17 @@ def score_shard(
     manifest = shard if isinstance(shard, ShardManifest) else ShardManifest.read(shard)
     paths = OutputPaths.for_out(out)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="skinattn-model-") as downloads:
-        resolved = resolve_model(model, downloads, registry_root)
-        plan = {
-            "source": manifest.source,
-            "shard": f"{manifest.index}/{manifest.count}",
-            "items": len(manifest.items),
-            "fingerprint": fingerprint(manifest.items),
-            "chunk_size": settings.chunk_size,
-            "model_version": resolved.version,
-        }
-        store = ChunkStore(paths.work, plan, restart=settings.restart)
-        resumed = score_items(manifest.items, resolved, store, settings)
+    resolved = resolve_model(model, registry_root)
+    plan = {
+        "source": manifest.source,
+        "shard": f"{manifest.index}/{manifest.count}",
+        "items": len(manifest.items),
+        "fingerprint": fingerprint(manifest.items),
+        "chunk_size": settings.chunk_size,
+        "model_version": resolved.version,
+    }
+    store = ChunkStore(paths.work, plan, restart=settings.restart)
+    resumed = score_items(manifest.items, resolved, store, settings)
     chunks = -(-len(manifest.items) // store.chunk_size)
     if chunks:
         merged = merge_tables(store.parts(chunks), out)

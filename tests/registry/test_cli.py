@@ -68,6 +68,9 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path: Path, model_dir: Path) ->
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"skinattn registry: error: {bad}: metrics file is not valid JSON (Expecting")
     assert len(result.stderr.strip().splitlines()) == 1  # one line, no traceback
+    absent = skinattn("registry", "show", "v3", "--root", root)  # the failed register created nothing
+    assert absent.returncode == 2 and f"{root}: no registry here, the folder does not exist" in absent.stderr
+    Path(root).mkdir()  # an empty registry
     missing = skinattn("registry", "show", "v3", "--root", root)
     assert missing.returncode == 2 and missing.stderr.strip() == f"skinattn registry: error: {root}: no version v3"
     no_metric = skinattn("registry", "promote", "v1", "--root", root)

@@ -153,3 +153,25 @@ def test_download_refuses_a_corrupted_object(
     stored.write_text("{}", encoding="utf-8")
     with pytest.raises(RegistryError, match="does not match its digest"):
         registry.download(version.version, tmp_path / "out")
+
+
+def test_fetch_reuses_a_verified_copy_and_repairs_a_damaged_one(
+    tmp_path: Path, model_dir: Path, write_metrics: Callable[..., Path]
+) -> None:
+    """Scoring fetches registry versions into a cache keyed by version instead of a temporary folder per
+    run, which a killed run used to leave behind (20 MB each)."""
+    registry = Registry(tmp_path / "reg")
+    version = registry.register(model_dir, write_metrics(accuracy=0.8))
+    cache = tmp_path / "cache"
+    first = registry.fetch("latest", cache_root=cache)
+    assert first.parent.parent == cache / "models" and first.name == version.version
+    assert (first / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert registry.fetch(version.version, cache_root=cache) == first  # reused, not downloaded again
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+    (first / "model.json").write_text("{}", encoding="utf-8")  # a damaged or half-copied cache entry
+    (first / "metrics.json").unlink()
+    again = registry.fetch(version.version, cache_root=cache)
+    assert again == first and load_model(again) is not None
+    assert (again / "metrics.json").is_file()
+    assert [p.name for p in cache.rglob("*") if p.name.startswith(".")] == []  # no temporary files left
