@@ -317,6 +317,28 @@ def read_bytes(location: str) -> bytes:
         raise DataError(f"{location}: cannot read ({exc.strerror or exc})") from exc
 
 
+# Integer modes deeper than 8 bits. Pillow's convert("RGB") clips them at 255 instead of scaling, so a 16-bit
+# greyscale PNG (dermoscopy exports sometimes are) would silently become an all-white image.
+_DEEP_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+    """``image`` as 8-bit RGB: 16-bit greyscale scaled (0..65535 to 0..255), float images refused by name."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _DEEP_INTEGER_MODES:
+        import numpy as np
+
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DataError(f"{name}: {image.mode} image with values outside 0..65535; convert it to 8-bit RGB")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)  # rounded, so 65535 -> 255 and 0 -> 0
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode == "F":
+        raise DataError(f"{name}: floating-point image (mode F) has no defined value range; convert it to 8-bit RGB")
+    return image.convert("RGB")
+
+
 def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Fully decode image bytes into an RGB image, or raise :class:`DataError` saying why not.
 
@@ -335,7 +357,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
                 f"{max_pixels:,} (probable decompression bomb; raise --max-pixels if it is genuine)"
             )
         image.load()  # decodes every pixel: truncated or corrupt data fails here, not during training
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return _to_rgb(image, name)
     except DataError:
         raise
     except Image.DecompressionBombError as exc:
