@@ -63,11 +63,11 @@ def _check_rows(collection: Collection) -> list[Problem]:
         if not image_id:
             problems.append(Problem("bad_row", where, "empty image id", image_id, index))
             continue
-        if len(lines_by_id[image_id]) > 1:
-            others = [w.rsplit(":", 1)[-1] for w in lines_by_id[image_id] if w != where]
+        first = lines_by_id[image_id][0]
+        if where != first:  # the first row of an id is kept; only the repeats are problems (quarantined)
             problems.append(Problem("duplicate_id", where,
-                                    f"duplicate image id {image_id} (also on line(s) {', '.join(others)})",
-                                    image_id, index))
+                                    f"duplicate image id {image_id}: first listed on line {first.rsplit(':', 1)[-1]}, "
+                                    "which is the row kept", image_id, index))  # fmt: skip
         if index in already_bad:
             continue  # the reader already said what is wrong with this row's label
         if not label and collection.labels_required:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from skinattn.data.readers import isic_archive
+from skinattn.data.readers.base import WHERE
 from skinattn.data.sources import Entry
+from skinattn.errors import DataError
 
 METADATA_NAME = "metadata.csv"
 
@@ -29,5 +31,11 @@ def read_labels(source: str, entries: Sequence[Entry]) -> tuple[dict[str, str], 
     table = min(candidates, key=lambda e: (e.relpath.count("/"), e.relpath))
     collection = isic_archive.read(source, [table], keep_unmapped=True)
     rows = collection.rows
+    repeated = rows[rows["image_id"].duplicated(keep=False) & (rows["image_id"] != "")]
+    if not repeated.empty:
+        image_id = repeated["image_id"].iloc[0]
+        lines = [where.rsplit(":", 1)[-1] for where in repeated.loc[repeated["image_id"] == image_id, WHERE]]
+        raise DataError(f"{table.relpath}: isic_id {image_id} is listed {len(lines)} times (lines "
+                        f"{', '.join(lines)}): which label is true is ambiguous; keep one row per image")  # fmt: skip
     labelled = rows[rows["label"] != ""]
     return dict(zip(labelled["image_id"], labelled["label"])), table.relpath

@@ -69,7 +69,7 @@ def unknown_label(root: Path, rows: list[dict[str, str]]) -> tuple[str, str, str
 def duplicate_id(root: Path, rows: list[dict[str, str]]) -> tuple[str, str, str]:
     _edit_rows(root, lambda table: table[6].__setitem__(1, rows[0]["image_id"]))
     (_image(root, rows[5]["image_id"])).unlink()  # its row now names another image
-    return "duplicate_id", f"{META}:7", f"duplicate image id {rows[0]['image_id']} (also on line(s) 2)"
+    return "duplicate_id", f"{META}:7", f"duplicate image id {rows[0]['image_id']}: first listed on line 2, which is the row kept"
 
 
 def image_without_row(root: Path, rows: list[dict[str, str]]) -> tuple[str, str, str]:
@@ -115,7 +115,9 @@ def test_quarantine_leaves_out_exactly_the_bad_rows_and_lists_them(tmp_path: Pat
     assert result.status == "quarantined"
     frame, _ = read_manifest(tmp_path / "out")
     quarantined = {p.image_id for p in result.problems if p.row is not None}
-    assert set(frame["image_id"]).isdisjoint(quarantined)
+    kept_duplicates = {p.image_id for p in result.problems if p.kind == "duplicate_id"}  # the first row stays
+    assert set(frame["image_id"]).isdisjoint(quarantined - kept_duplicates)
+    assert frame["image_id"].is_unique
     # nothing silently dropped: every row read is either written or listed as quarantined
     assert len(frame) + result.report["rows_quarantined"] == len(rows)
     assert result.report["rows_written"] == len(frame)
@@ -200,3 +202,18 @@ def test_stale_archive_handle_is_not_reused_after_rewrite(tmp_path: Path) -> Non
         handle.writestr("../bad.jpg", b"x")
     with pytest.raises(DataError, match="unsafe archive entry"):
         list_source(str(archive))
+
+
+def test_quarantine_keeps_the_first_row_of_a_duplicated_id(tmp_path: Path) -> None:
+    """Issue 11: a duplicate used to quarantine the good first row too; now only the repeats go, named."""
+    root = tmp_path / "src"
+    rows = make_ham10000(root)
+    duplicate_id(root, rows)
+
+    result = ingest(str(root), "ham10000", tmp_path / "out", progress=False, on_error="quarantine")
+
+    frame, _ = read_manifest(tmp_path / "out")
+    first = frame[frame["image_id"] == rows[0]["image_id"]]
+    assert len(first) == 1 and first["label"].iloc[0] == rows[0]["dx"]
+    [problem] = [p for p in result.problems if p.kind == "duplicate_id"]
+    assert problem.where == f"{META}:7" and "line 2, which is the row kept" in problem.reason

@@ -70,9 +70,22 @@ class Collection:
     options: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 text (a BOM allowed), or a DataError naming the line and byte offset of the first bad byte:
+    decoding with replacement would turn e.g. Latin-1 accents into U+FFFD without a word."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{name}:{line}: byte offset {exc.start}: 0x{data[exc.start]:02x} is not UTF-8 text (the file is in "
+            "another encoding, e.g. Latin-1 or Windows-1252); re-save it as UTF-8"
+        ) from None
+
+
 def read_table(entry: Entry) -> pd.DataFrame:
     """Read a comma- or tab-separated table (with or without a header BOM) as strings, blanks kept as ""."""
-    text = entry.read().decode("utf-8-sig", errors="replace")
+    text = decode_text(entry.read(), entry.relpath)
     first_line = text.split("\n", 1)[0]
     separator = "\t" if first_line.count("\t") > first_line.count(",") else ","
     try:
