@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import io
 import os
+import stat
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -32,6 +33,9 @@ from skinattn.errors import DataError
 DEFAULT_MAX_PIXELS = 64_000_000
 # Cap on the total declared uncompressed size of one archive (HAM10000's two zips are ~3 GB together).
 DEFAULT_MAX_ARCHIVE_BYTES = 64 * 1024**3
+# Cap on one file read from a folder or S3 (checked before reading): dermoscopy images and metadata tables are
+# tens of MB at most, so anything larger is a mistake or hostile (e.g. a link to a huge file).
+DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 ZIP_SCHEME = "zip://"
@@ -286,7 +290,11 @@ def _folder_entries(root: Path, max_archive_bytes: int) -> Iterator[Entry]:
                 stem_prefix = relpath[: -len(".zip")] + "/"
                 yield from _zip_entries(path, stem_prefix, max_archive_bytes)
             else:
-                yield Entry(relpath, str(path), path.stat().st_size)
+                try:
+                    size = path.stat().st_size
+                except OSError:  # a dangling link: listed, and refused by name when read
+                    size = 0
+                yield Entry(relpath, str(path), size)
 
 
 def read_bytes(location: str) -> bytes:
@@ -296,7 +304,9 @@ def read_bytes(location: str) -> bytes:
 
         bucket, key = parse_s3_uri(location)
         try:
-            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            response = s3_client().get_object(Bucket=bucket, Key=key)
+            _check_size(location, int(response.get("ContentLength") or 0), DEFAULT_MAX_FILE_BYTES)
+            return response["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise _s3_error(location, exc) from exc
     if location.startswith(ZIP_SCHEME):
@@ -311,10 +321,45 @@ def read_bytes(location: str) -> bytes:
             raise DataError(f"{location}: no member {member!r} in {archive_path}") from exc
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise DataError(f"{location}: corrupt archive member ({exc})") from exc
+    return _read_regular_file(location, DEFAULT_MAX_FILE_BYTES)
+
+
+def _check_size(location: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise DataError(f"{location}: {size:,} bytes, over the limit of {max_bytes:,} for one file; refused")
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))  # fmt: skip
+
+
+def _read_regular_file(location: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file (a link is followed to one), its size checked before reading.
+
+    Anything else is refused by name: reading a FIFO blocks forever and a link to /dev/zero never ends.
+    ``O_NONBLOCK`` keeps the open itself from waiting for a FIFO's writer.
+    """
     try:
-        return Path(location).read_bytes()
+        fd = os.open(location, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise DataError(f"{location}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            kind = next((name for test, name in _FILE_KINDS if test(status.st_mode)), "not a regular file")
+            raise DataError(f"{location}: {kind}, not a regular file; refused")
+        _check_size(location, status.st_size, max_bytes)
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise DataError(f"{location}: cannot read ({exc.strerror or exc})") from exc
+    _check_size(location, len(data), max_bytes)  # it grew while being read
+    return data
 
 
 # Integer modes deeper than 8 bits. Pillow's convert("RGB") clips them at 255 instead of scaling, so a 16-bit

@@ -1,0 +1,67 @@
+"""Files that are not regular files are refused by name, never read (issue 11, item 2): a FIFO named .jpg
+used to hang ingest and score forever, a link to /dev/zero to read until memory ran out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _scoring_fixtures import make_archive
+
+from skinattn.data import sources
+from skinattn.data.ingest import ingest
+from skinattn.data.synthetic import make_sample_dataset
+from skinattn.errors import DataError
+from skinattn.scoring import ScoreSettings, score_source
+from skinattn.scoring.tables import read_table
+
+FAST = ScoreSettings(batch_size=4, workers=0, device="cpu", chunk_size=5, n_bootstrap=0, progress=False)
+
+
+def _replace_with_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _replace_with_link_to_dev_zero(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+@pytest.mark.timeout(120)
+def test_ingest_quarantines_a_fifo_and_a_device_by_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_sample_dataset(data, per_class=2, size=16, seed=0)
+    images = sorted(data.rglob("*.jpg"))
+    _replace_with_fifo(images[0])
+    _replace_with_link_to_dev_zero(images[1])
+
+    result = ingest(str(data), "ham10000", tmp_path / "out", progress=False, on_error="quarantine")
+
+    reasons = {Path(p.where).name: p.reason for p in result.problems}
+    assert "a named pipe (FIFO), not a regular file; refused" in reasons[images[0].name]
+    assert "a character device, not a regular file; refused" in reasons[images[1].name]
+    assert result.report["rows_quarantined"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_score_reports_a_fifo_as_an_error_row(model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    labels = make_archive(folder, 6)
+    victim = folder / f"{sorted(labels)[0]}.jpg"
+    _replace_with_fifo(victim)
+
+    result = score_source(str(folder), tmp_path / "predictions.csv", str(model_dir), FAST)
+
+    errors = read_table(result.errors)
+    assert errors["reason"].str.contains("named pipe").sum() == 1
+    assert len(read_table(result.predictions)) == len(labels) - 1
+
+
+def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * 1000)
+    monkeypatch.setattr(sources, "DEFAULT_MAX_FILE_BYTES", 999)
+    with pytest.raises(DataError, match=r"big\.jpg: 1,000 bytes, over the limit of 999 for one file"):
+        sources.read_bytes(str(big))
