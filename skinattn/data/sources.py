@@ -36,6 +36,30 @@ DEFAULT_MAX_ARCHIVE_BYTES = 64 * 1024**3
 # Cap on one file read from a folder or S3 (checked before reading): dermoscopy images and metadata tables are
 # tens of MB at most, so anything larger is a mistake or hostile (e.g. a link to a huge file).
 DEFAULT_MAX_FILE_BYTES = 256 * 1024**2
+# Cap on how much one zip member may expand (uncompressed / compressed size), for members over 1 MiB: JPEG and
+# PNG barely compress (ratio ~1) and a CSV table compresses ~5-10x, while a zip bomb's "image" of zeros
+# compresses ~1000x.
+DEFAULT_MAX_COMPRESSION_RATIO = 100
+_RATIO_CHECK_FROM_BYTES = 1024**2
+
+
+def max_file_bytes() -> int:
+    """The per-file read budget: ``$SKINATTN_MAX_FILE_BYTES`` when set, else DEFAULT_MAX_FILE_BYTES."""
+    return _env_limit("SKINATTN_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)
+
+
+def max_compression_ratio() -> int:
+    """``$SKINATTN_MAX_COMPRESSION_RATIO`` when set, else DEFAULT_MAX_COMPRESSION_RATIO."""
+    return _env_limit("SKINATTN_MAX_COMPRESSION_RATIO", DEFAULT_MAX_COMPRESSION_RATIO)
+
+
+def _env_limit(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise DataError(f"environment variable {name}={value!r}: expected a positive whole number")
+    return int(value)
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 ZIP_SCHEME = "zip://"
@@ -131,6 +155,23 @@ def open_zip(path: str | os.PathLike[str], max_bytes: int | None = None) -> zipf
             "(a zip bomb? raise the cap with --max-archive-bytes if it is genuine)"
         )
     return archive
+
+
+def read_zip_member(archive: zipfile.ZipFile, member: str, location: str) -> bytes:
+    """The bytes of one member, within the per-file budget and the compression-ratio cap, both checked on
+    the declared sizes before anything is decompressed (zipfile then never yields more than declared).
+    Raises KeyError for a missing member, as ZipFile.read does."""
+    info = archive.getinfo(member)
+    _check_size(location, info.file_size, max_file_bytes())
+    ratio = info.file_size / max(info.compress_size, 1)
+    limit = max_compression_ratio()
+    if info.file_size > _RATIO_CHECK_FROM_BYTES and ratio > limit:
+        raise DataError(
+            f"{location}: expands {ratio:,.0f}:1 ({info.compress_size:,} to {info.file_size:,} bytes), over the "
+            f"cap of {limit}:1 for one member (a zip bomb? set SKINATTN_MAX_COMPRESSION_RATIO if it is genuine)"
+        )
+    with archive.open(info) as handle:
+        return handle.read()
 
 
 def zip_location(archive: str | os.PathLike[str], member: str) -> str:
@@ -305,7 +346,7 @@ def read_bytes(location: str) -> bytes:
         bucket, key = parse_s3_uri(location)
         try:
             response = s3_client().get_object(Bucket=bucket, Key=key)
-            _check_size(location, int(response.get("ContentLength") or 0), DEFAULT_MAX_FILE_BYTES)
+            _check_size(location, int(response.get("ContentLength") or 0), max_file_bytes())
             return response["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise _s3_error(location, exc) from exc
@@ -316,12 +357,12 @@ def read_bytes(location: str) -> bytes:
         # never expands past its declared size.
         archive = open_zip(archive_path)
         try:
-            return archive.read(member)
+            return read_zip_member(archive, member, location)
         except KeyError as exc:
             raise DataError(f"{location}: no member {member!r} in {archive_path}") from exc
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise DataError(f"{location}: corrupt archive member ({exc})") from exc
-    return _read_regular_file(location, DEFAULT_MAX_FILE_BYTES)
+    return _read_regular_file(location, max_file_bytes())
 
 
 def _check_size(location: str, size: int, max_bytes: int) -> None:

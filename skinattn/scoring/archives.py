@@ -51,7 +51,7 @@ def read_location(location: str) -> bytes:
     archive, _, member = location[len(ZIP_SCHEME):].rpartition("!")
     check_member_name(archive, member)  # also guards locations that did not come from our listing
     try:
-        return _zip_handle(archive).read(member)
+        return sources.read_zip_member(_zip_handle(archive), member, location)
     except KeyError as exc:
         raise DataError(f"{location}: no member {member!r} in {archive}") from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:

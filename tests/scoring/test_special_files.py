@@ -65,3 +65,42 @@ def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path, mo
     monkeypatch.setattr(sources, "DEFAULT_MAX_FILE_BYTES", 999)
     with pytest.raises(DataError, match=r"big\.jpg: 1,000 bytes, over the limit of 999 for one file"):
         sources.read_bytes(str(big))
+
+
+def _zip_with_bomb(tmp_path: Path, name: str = "ISIC_9999999.jpg", size: int = 32 * 1024**2) -> tuple[Path, dict]:
+    import zipfile
+
+    folder = tmp_path / "archive"
+    labels = make_archive(folder, 4)
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as handle:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                handle.write(path, path.relative_to(folder).as_posix())
+        handle.writestr(name, b"\0" * size)  # 32 MiB of zeros: about 32 KiB compressed
+    return archive, labels
+
+
+def test_a_zip_bomb_member_is_refused_before_it_is_decompressed(model_dir: Path, tmp_path: Path) -> None:
+    archive, labels = _zip_with_bomb(tmp_path)
+    location = sources.zip_location(archive, "ISIC_9999999.jpg")
+    with pytest.raises(DataError, match=r"ISIC_9999999\.jpg: expands [\d,]+:1 .* over the cap of 100:1"):
+        sources.read_bytes(location)
+
+    result = score_source(str(archive), tmp_path / "predictions.csv", str(model_dir), FAST)
+    errors = read_table(result.errors)
+    assert errors["reason"].str.contains("expands").sum() == 1
+    assert len(read_table(result.predictions)) == len(labels)
+
+
+def test_zip_limits_can_be_set_by_the_user(tmp_path: Path, monkeypatch) -> None:
+    archive, _ = _zip_with_bomb(tmp_path, size=2 * 1024**2)
+    location = sources.zip_location(archive, "ISIC_9999999.jpg")
+    monkeypatch.setenv("SKINATTN_MAX_COMPRESSION_RATIO", "100000")
+    assert len(sources.read_bytes(location)) == 2 * 1024**2  # allowed: a genuine, very compressible file
+    monkeypatch.setenv("SKINATTN_MAX_FILE_BYTES", str(1024**2))
+    with pytest.raises(DataError, match=r"2,097,152 bytes, over the limit of 1,048,576 for one file"):
+        sources.read_bytes(location)
+    monkeypatch.setenv("SKINATTN_MAX_FILE_BYTES", "lots")
+    with pytest.raises(DataError, match=r"SKINATTN_MAX_FILE_BYTES='lots': expected a positive whole number"):
+        sources.read_bytes(location)
