@@ -75,6 +75,7 @@ class Entry:
     relpath: str
     location: str
     size: int
+    refused: str = ""  # why this file must not be read (a link out of the source folder), "" when it may
 
     @property
     def name(self) -> str:
@@ -93,6 +94,8 @@ class Entry:
         return self.suffix in IMAGE_SUFFIXES
 
     def read(self) -> bytes:
+        if self.refused:
+            raise DataError(self.refused)
         return read_bytes(self.location)
 
 
@@ -330,6 +333,9 @@ def _folder_entries(root: Path, max_archive_bytes: int) -> Iterator[Entry]:
             if path.suffix.lower() == ".zip":
                 stem_prefix = relpath[: -len(".zip")] + "/"
                 yield from _zip_entries(path, stem_prefix, max_archive_bytes)
+            elif path.is_symlink() and not path.resolve().is_relative_to(root):
+                # Links stay inside the source: one out of it could expose any file the process can read.
+                yield Entry(relpath, str(path), 0, refused=f"{relpath}: a link that resolves outside {root}; refused")
             else:
                 try:
                     size = path.stat().st_size

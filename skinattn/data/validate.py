@@ -90,6 +90,10 @@ def _match_images(collection: Collection) -> tuple[list[str], list[Problem]]:
     rows = collection.rows
     for index, (image_id, where) in enumerate(zip(rows["image_id"], rows[WHERE], strict=True)):
         found = by_id.get(image_id, [])
+        if len(found) == 1 and found[0].refused:
+            paths.append("")
+            problems.append(Problem("bad_image", where, found[0].refused, image_id, index))
+            continue
         if len(found) == 1:
             paths.append(found[0].location)
             continue

@@ -88,10 +88,3 @@ def list_zip(path: str | os.PathLike[str], max_bytes: int = sources.DEFAULT_MAX_
             continue
         entries.append(ArchiveEntry(info.filename, f"{ZIP_SCHEME}{archive_path}!{info.filename}", info.file_size))
     return sorted(entries, key=lambda e: e.relpath), refused
-
-
-def escapes_folder(root: Path, location: str) -> bool:
-    """True when a folder entry (e.g. a symbolic link) resolves to a file outside ``root``."""
-    if location.startswith((ZIP_SCHEME, sources.S3_SCHEME)):
-        return False
-    return not Path(location).resolve().is_relative_to(root.resolve())

@@ -68,12 +68,9 @@ def list_archive(source: str, max_archive_bytes: int = sources.DEFAULT_MAX_ARCHI
     if not source.startswith(sources.S3_SCHEME) and root.is_file() and zipfile.is_zipfile(root):
         entries, refused = archives.list_zip(root, max_archive_bytes)
     else:
-        entries = [archives.ArchiveEntry(e.relpath, e.location, e.size) for e in sources.list_source(source, max_archive_bytes)]
-        if not source.startswith(sources.S3_SCHEME):
-            for entry in entries:
-                if archives.escapes_folder(root, entry.location):
-                    refused[entry.relpath] = f"{entry.relpath}: resolves outside {source} (a link out of the folder); entry refused"
-            entries = [e for e in entries if e.relpath not in refused]
+        listed = sources.list_source(source, max_archive_bytes)
+        refused = {e.relpath: e.refused for e in listed if e.refused}  # links out of the folder
+        entries = [archives.ArchiveEntry(e.relpath, e.location, e.size) for e in listed if not e.refused]
 
     images = [e for e in entries if _is_image(e.relpath)]
     skipped = [e.relpath for e in entries if not _is_image(e.relpath)]

@@ -30,7 +30,7 @@ def _replace_with_link_to_dev_zero(path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_ingest_quarantines_a_fifo_and_a_device_by_name(tmp_path: Path) -> None:
+def test_ingest_quarantines_a_fifo_and_a_link_out_of_the_folder_by_name(tmp_path: Path) -> None:
     data = tmp_path / "data"
     make_sample_dataset(data, per_class=2, size=16, seed=0)
     images = sorted(data.rglob("*.jpg"))
@@ -39,10 +39,18 @@ def test_ingest_quarantines_a_fifo_and_a_device_by_name(tmp_path: Path) -> None:
 
     result = ingest(str(data), "ham10000", tmp_path / "out", progress=False, on_error="quarantine")
 
-    reasons = {Path(p.where).name: p.reason for p in result.problems}
-    assert "a named pipe (FIFO), not a regular file; refused" in reasons[images[0].name]
-    assert "a character device, not a regular file; refused" in reasons[images[1].name]
+    reasons = {p.image_id: p.reason for p in result.problems}
+    assert "a named pipe (FIFO), not a regular file; refused" in reasons[images[0].stem]
+    assert "a link that resolves outside" in reasons[images[1].stem]
     assert result.report["rows_quarantined"] == 2
+
+
+def test_a_device_is_refused_by_name_even_through_a_link_inside_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "dev").mkdir()
+    os.symlink("/dev/zero", tmp_path / "dev" / "zero")
+    (tmp_path / "zero.jpg").symlink_to(tmp_path / "dev" / "zero")
+    with pytest.raises(DataError, match=r"zero\.jpg: a character device, not a regular file; refused"):
+        sources.read_bytes(str(tmp_path / "zero.jpg"))
 
 
 @pytest.mark.timeout(120)
