@@ -395,11 +395,8 @@ def dumps_version(version: ModelVersion) -> str:
 
 def _file_digest(path: Path) -> str | None:
     """sha256 of the file at ``path``, or None when there is none."""
-    digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    return digest.hexdigest()

@@ -17,11 +17,8 @@ class ResolvedModel:
 
 
 def _weights_digest(directory: Path) -> str:
-    digest = hashlib.sha256()
     with (directory / read_card(directory).get("weights", WEIGHTS_FILE)).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:12]
 
 
 def resolve_model(spec: str, registry_root: str | None = None) -> ResolvedModel:
