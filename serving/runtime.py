@@ -100,11 +100,17 @@ class ServingModel:
         for _ in range(passes):
             self.classify([blank] * batch_size)
 
+    def overlay_base(self, image: Image.Image) -> Image.Image:
+        """The picture the attention overlay is drawn on: ``image`` at the model's input size."""
+        size = self.config.input_size
+        return image.convert("RGB").resize((size, size), Image.BILINEAR)
+
     def overlay_png(self, image: Image.Image, grid: list[list[float]]) -> str:
         """The attention grid upsampled over the image at the model's input size, as a base64 PNG."""
         size = self.config.input_size
         heat = attention_heatmap(torch.tensor(grid, dtype=torch.float32)[None, None], (size, size))[0]
-        picture = overlay(image.convert("RGB").resize((size, size), Image.BILINEAR), heat)
+        base = image if image.size == (size, size) and image.mode == "RGB" else self.overlay_base(image)
+        picture = overlay(base, heat)
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -9,8 +9,8 @@ Routes:
 
 Settings come from environment variables, read when the module is imported (see ``docs/serving.md``):
 ``SKINATTN_MODEL_TAG`` (BentoML model, default ``skinattn:latest``), ``SKINATTN_MAX_UPLOAD_BYTES``,
-``SKINATTN_MAX_PIXELS``, ``SKINATTN_MAX_BATCH_SIZE``, ``SKINATTN_MAX_LATENCY_MS``, ``SKINATTN_WARMUP_PASSES``,
-``SKINATTN_DEVICE``.
+``SKINATTN_MAX_PIXELS``, ``SKINATTN_DECODE_BUDGET_PIXELS``, ``SKINATTN_MAX_BATCH_SIZE``,
+``SKINATTN_MAX_LATENCY_MS``, ``SKINATTN_WARMUP_PASSES``, ``SKINATTN_DEVICE``.
 """
 
 import logging
@@ -25,10 +25,11 @@ import bentoml
 import pydantic
 from starlette.responses import JSONResponse
 
+from serving.decode_budget import BudgetSpent, DecodeBudget
 from serving.guard import UploadGuard
 from serving.options import ACCEPTED, BadOption, attention_wanted
 from serving.runtime import BatchResult, ServingModel
-from serving.upload import UploadRejected, read_upload
+from serving.upload import UploadRejected, read_upload, upload_pixels
 
 logger = logging.getLogger("skinattn.serving")
 
@@ -52,6 +53,11 @@ MAX_PIXELS = _env_int("SKINATTN_MAX_PIXELS", 40_000_000)
 MAX_BATCH_SIZE = max(2, _env_int("SKINATTN_MAX_BATCH_SIZE", 32))  # BentoML requires more than 1
 MAX_LATENCY_MS = _env_int("SKINATTN_MAX_LATENCY_MS", 10_000)
 WARMUP_PASSES = _env_int("SKINATTN_WARMUP_PASSES", 1)
+# Pixels being decoded at once over all requests (serving/decode_budget.py): two images of the largest
+# allowed size, about 600 MB of decoding memory, by default.
+DECODE_BUDGET_PIXELS = _env_int("SKINATTN_DECODE_BUDGET_PIXELS", 2 * MAX_PIXELS)
+# Seconds a client is asked to wait (Retry-After) when the decode budget is spent.
+RETRY_AFTER_S = 1
 # Room for the multipart framing (boundaries, part headers, the attention field) around the file itself.
 _FORM_OVERHEAD_BYTES = 64 * 1024
 CLASSIFY_ROUTE = "/classify"
@@ -82,10 +88,12 @@ class BatchItem(pydantic.BaseModel):
     error: str | None = None
 
 
-def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
+def _error(ctx: bentoml.Context, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     # BentoML copies ctx.response.status_code onto the response of an API that takes ctx: set both.
     ctx.response.status_code = status
-    return JSONResponse({"error": message}, status_code=status)
+    for name, value in (headers or {}).items():
+        ctx.response.headers[name] = value
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 @bentoml.service(
@@ -104,6 +112,7 @@ class SkinattnClassifier:
     def __init__(self) -> None:
         self._model: ServingModel | None = None
         self._load_error: str | None = None
+        self._decode_budget = DecodeBudget(DECODE_BUDGET_PIXELS, MAX_PIXELS)
         # Load in the background: the server starts answering /livez at once and /readyz says 503 until
         # the weights are loaded and warmed up (the Kubernetes startup probe waits on /readyz).
         threading.Thread(target=self._load, name="skinattn-model-load", daemon=True).start()
@@ -172,9 +181,12 @@ class SkinattnClassifier:
             )
         try:
             data = await anyio.to_thread.run_sync(image.read_bytes)
-            decoded, prepared = await anyio.to_thread.run_sync(self._decode_and_prepare, model, data)
+            picture, prepared = await anyio.to_thread.run_sync(self._decode_and_prepare, model, data, with_attention)
         except UploadRejected as exc:
             return _error(ctx, exc.status, exc.message)
+        except BudgetSpent as exc:
+            return _error(ctx, 503, f"server is busy decoding other images ({exc}); retry shortly",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
         try:
             results = await self._batch_client().classify_batch([prepared])
         except bentoml.exceptions.BentoMLException as exc:
@@ -193,7 +205,7 @@ class SkinattnClassifier:
         if with_attention:
             if result.attention is None:  # has_attention was checked above: a bug, not the caller's fault
                 raise RuntimeError("the Soft Attention model returned no attention grid")
-            png = await anyio.to_thread.run_sync(model.overlay_png, decoded, result.attention)
+            png = await anyio.to_thread.run_sync(model.overlay_png, picture, result.attention)
             attention_map = AttentionMap(grid=result.attention, overlay_png=png)
         return Classification(
             probabilities=probabilities,
@@ -203,10 +215,15 @@ class SkinattnClassifier:
             attention=attention_map,
         )
 
-    @staticmethod
-    def _decode_and_prepare(model: ServingModel, data: bytes):  # noqa: ANN205 - (PIL image, str)
-        decoded = read_upload(data, MAX_UPLOAD_BYTES, MAX_PIXELS)
-        return decoded, model.prepare(decoded)
+    def _decode_and_prepare(self, model: ServingModel, data: bytes, keep_picture: bool):  # noqa: ANN202
+        """(the picture for the attention overlay or None, the prepared pixels). The full-size decode lives
+        only inside its share of the decode budget: what outlives it is at most the model's input size."""
+        with self._decode_budget.reserve(upload_pixels(data, MAX_UPLOAD_BYTES, MAX_PIXELS)):
+            decoded = read_upload(data, MAX_UPLOAD_BYTES, MAX_PIXELS)
+            prepared = model.prepare(decoded)
+            picture = model.overlay_base(decoded) if keep_picture else None
+            decoded.close()
+        return picture, prepared
 
     def _batch_client(self):  # noqa: ANN202 - BentoML's in-process async client
         """The in-process client through which /classify reaches the batching dispatcher.

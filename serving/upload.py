@@ -40,12 +40,12 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def read_upload(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Validate and fully decode one uploaded JPEG/PNG into an RGB image.
+def upload_pixels(data: bytes, max_bytes: int, max_pixels: int) -> int:
+    """The pixel count an uploaded JPEG/PNG declares, checked from its header alone (nothing is decoded).
 
     Raises:
         UploadRejected: 413 for too many bytes or pixels, 415 for a format other than JPEG/PNG,
-            400 for an empty, truncated or corrupt file.
+            400 for an empty file or a corrupt header.
     """
     if len(data) > max_bytes:  # the ASGI guard stops large bodies earlier; this covers direct callers
         raise UploadRejected(413, f"{UPLOAD_NAME} is {len(data):,} bytes, over the limit of {max_bytes:,} bytes")
@@ -68,6 +68,16 @@ def read_upload(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
         raise UploadRejected(
             413, f"{UPLOAD_NAME} is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} pixels"
         )
+    return width * height
+
+
+def read_upload(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
+    """Validate (:func:`upload_pixels`) and fully decode one uploaded JPEG/PNG into an RGB image.
+
+    Raises:
+        UploadRejected: as :func:`upload_pixels`, and 400 for a truncated or corrupt file.
+    """
+    upload_pixels(data, max_bytes, max_pixels)
     try:
         return decode_image(data, UPLOAD_NAME, max_pixels=max_pixels)
     except DataError as exc:

@@ -118,13 +118,14 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, soft_attention: bool = True, warmup_passes: int = WARMUP_PASSES) -> Iterator[Server]:
+def running_server(root: Path, soft_attention: bool = True, warmup_passes: int = WARMUP_PASSES,
+                   **env: str) -> Iterator[Server]:  # fmt: skip
     """``skinattn serve`` of a freshly registered tiny model, ready (``/readyz`` 200) on a free port;
     stopped on exit. Fails the test, with the server's log, when it exits or is not ready in time."""
     model_dir, registry = make_registered_model(root, soft_attention=soft_attention)
     port = free_port()
     log = root / "server.log"
-    env = serving_env(root / "bentoml", SKINATTN_WARMUP_PASSES=str(warmup_passes))
+    env = serving_env(root / "bentoml", SKINATTN_WARMUP_PASSES=str(warmup_passes), **env)
     command = [sys.executable, "-m", "skinattn", "serve", "--root", str(registry), "--model", "production",
                "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as sink:
