@@ -54,3 +54,22 @@ def test_a_broken_manifest_description_is_named(tmp_path, capsys):
     code, err = _run(["prepare", tmp_path / "manifest", "--out", tmp_path / "prepared"], capsys)
     assert code == 2
     assert f"{description}: not a manifest description" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ingest", "data", "--format", "ham10000", "--out", "m", "--workers", "-1"], "argument --workers: must be at least 1, got -1"),
+        (["ingest", "data", "--format", "ham10000", "--out", "m", "--max-pixels", "0"], "argument --max-pixels: must be at least 1, got 0"),
+        (["prepare", "m", "--out", "p", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
+        (["evaluate", "--model", "m", "--manifest", "p", "--out", "e", "--workers", "-2"], "argument --workers: must be at least 0, got -2"),
+        (["ingest", "data", "--format", "ham10000", "--out", "m", "--workers", "many"], "expected a whole number, got 'many'"),
+    ],
+    ids=["ingest-workers", "ingest-max-pixels", "prepare-workers", "evaluate-workers", "not-a-number"],
+)
+def test_bad_numbers_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from skinattn.cli.argtypes import non_negative_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--out", required=True, type=Path, help="output folder")
     evaluate.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    evaluate.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    evaluate.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0)")
     evaluate.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when visible)")
     evaluate.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the confidence intervals (default 1000; 0 = off)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from skinattn.cli.argtypes import positive_int
 from skinattn.errors import DataError
 
 # Spelled out here so that building the parser imports no pandas; a test checks them against the readers.
@@ -41,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep-unmapped", action="store_true",
                         help="isic-archive only: keep rows whose diagnosis maps onto no HAM10000 class, unlabelled "
                              "(default: leave them out and count them in the report)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                         help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})")
-    parser.add_argument("--max-archive-bytes", type=int, default=DEFAULT_MAX_ARCHIVE_BYTES,
+    parser.add_argument("--max-archive-bytes", type=positive_int, default=DEFAULT_MAX_ARCHIVE_BYTES,
                         help=f"refuse zip archives that declare more uncompressed bytes (default "
                              f"{DEFAULT_MAX_ARCHIVE_BYTES:,})")
-    parser.add_argument("--workers", type=int, default=None, help="image decode threads (default: 2 per core)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="image decode threads (default: 2 per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 

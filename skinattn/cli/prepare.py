@@ -6,6 +6,8 @@ import argparse
 import json
 import time
 
+from skinattn.cli.argtypes import positive_int
+
 
 def _balance_target(value: str) -> int | str:
     if value in ("max", "median"):
@@ -75,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PX",
         help="also cache every image resized to PX x PX (one uint8 array per split under DIR/cache)",
     )
-    prepare.add_argument("--workers", type=int, default=2, help="threads that decode images for the cache (default 2)")
+    prepare.add_argument("--workers", type=positive_int, default=2, help="threads that decode images for the cache (default 2)")
     prepare.set_defaults(handler=_run_prepare)
 
     sample = subparsers.add_parser(
