@@ -69,3 +69,15 @@ def private_model_cache(tmp_path_factory) -> Iterator[Path]:
             os.environ.pop("SKINATTN_CACHE_DIR", None)
         else:
             os.environ["SKINATTN_CACHE_DIR"] = previous
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No SKINATTN_* override of infra/image.env or infra/cluster.env from the caller's shell leaks into a test
+    of the defaults (the compiled images, the cluster settings)."""
+    from components.envfile import INFRA_DIR, read_env_file
+
+    for name in ("image.env", "cluster.env"):
+        for key in read_env_file(INFRA_DIR / name):
+            monkeypatch.delenv(key, raising=False)
+    return monkeypatch

@@ -24,14 +24,3 @@ def conformance():
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    """No SKINATTN_* override from the caller's shell leaks into a test of the defaults."""
-    from components.envfile import INFRA_DIR, read_env_file
-
-    for name in ("image.env", "cluster.env"):
-        for key in read_env_file(INFRA_DIR / name):
-            monkeypatch.delenv(key, raising=False)
-    return monkeypatch
