@@ -1,7 +1,9 @@
 """Soft-Attention CNNs (Datta et al., 2021): the SA layer, the SA head and the backbones they go into."""
 
+from skinattn.models import archs  # noqa: F401  (registers every architecture)
+from skinattn.models._registry import arch_spec, list_archs
 from skinattn.models.config import ModelConfig
-from skinattn.models.factory import arch_spec, create_model, list_archs, model_from_config
+from skinattn.models.factory import create_model, model_from_config
 from skinattn.models.network import SoftAttentionNet
 from skinattn.models.sa_block import SoftAttentionBlock
 from skinattn.models.soft_attention import SoftAttention

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from skinattn.models.config import ModelConfig
-from skinattn.models.factory import NetParts, gap_head, output_shape, projection, register_arch, sa_block
+from skinattn.models._registry import NetParts, register_arch
+from skinattn.models.parts import gap_head, output_shape, projection, sa_block
 
 
 def _resnet_stem(backbone: nn.Module) -> list[nn.Module]:

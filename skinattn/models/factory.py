@@ -1,13 +1,14 @@
 """``create_model``: build any registered architecture, with or without Soft Attention.
 
-Architectures register a builder with ``@register_arch``; the builder receives the timm backbone (already
-holding pretrained weights when asked for) and cuts it into trunk / block / tail / head.
+Architectures register a builder in :mod:`skinattn.models._registry` (``@register_arch``, in
+:mod:`skinattn.models.archs`); the builder receives the timm backbone (already holding pretrained weights when
+asked for) and cuts it into trunk / block / tail / head. The registry and the factory are separate modules,
+as in timm (``_registry.py`` / ``_factory.py``), so that the architectures import the registry without
+importing the factory that uses them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,77 +18,9 @@ from torch import nn
 
 from skinattn.constants import HAM10000_CLASSES
 from skinattn.errors import ModelError
+from skinattn.models._registry import ArchSpec, arch_spec
 from skinattn.models.config import ModelConfig
 from skinattn.models.network import SoftAttentionNet
-from skinattn.models.sa_block import SoftAttentionBlock
-
-
-@dataclasses.dataclass(frozen=True)
-class NetParts:
-    trunk: nn.Module
-    block: nn.Module
-    tail: nn.Module
-    head: nn.Module
-
-
-Builder = Callable[[nn.Module, ModelConfig], NetParts]
-
-
-@dataclasses.dataclass(frozen=True)
-class ArchSpec:
-    """A registered architecture.
-
-    ``insertion`` says in words where SA goes; ``insertion_shape`` is the (C, h, w) of the feature map the
-    SA layer sees at ``input_size``. ``small`` marks archs that train at a useful speed on a few CPU cores.
-    """
-
-    name: str
-    timm_name: str
-    input_size: int
-    insertion: str
-    insertion_shape: tuple[int, int, int]
-    head: str
-    builder: Builder
-    small: bool = False
-
-
-_REGISTRY: dict[str, ArchSpec] = {}
-
-
-def register_arch(
-    name: str,
-    *,
-    timm_name: str,
-    input_size: int,
-    insertion: str,
-    insertion_shape: tuple[int, int, int],
-    head: str,
-    small: bool = False,
-) -> Callable[[Builder], Builder]:
-    def decorate(builder: Builder) -> Builder:
-        if name in _REGISTRY:
-            raise ValueError(f"architecture {name!r} is registered twice")
-        _REGISTRY[name] = ArchSpec(name, timm_name, input_size, insertion, insertion_shape, head, builder, small)
-        return builder
-
-    return decorate
-
-
-def list_archs() -> list[str]:
-    _ensure_archs_registered()
-    return sorted(_REGISTRY)
-
-
-def arch_spec(arch: str) -> ArchSpec:
-    _ensure_archs_registered()
-    try:
-        return _REGISTRY[arch]
-    except KeyError:
-        raise ModelError(f"unknown architecture {arch!r}; choose one of {sorted(_REGISTRY)}") from None
-
-
-def _ensure_archs_registered() -> None:
-    from skinattn.models import archs  # noqa: F401  (registers on import)
 
 
 _CONFIG_KWARGS = {"class_names", "img_size", "heads", "gamma_init", "relu_logits", "dropout", "mean", "std"}
@@ -201,42 +134,3 @@ def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
             f"{len(missing)} missing key(s) {missing[:3]}, {len(wrong_shape)} of another shape {wrong_shape[:3]}, "
             f"{len(result.unexpected_keys)} unexpected {result.unexpected_keys[:3]}"
         )
-
-
-# ---- helpers the builders share ------------------------------------------------------------------------
-
-
-def sa_block(channels: int, config: ModelConfig) -> SoftAttentionBlock:
-    return SoftAttentionBlock(
-        channels, heads=config.heads, gamma_init=config.gamma_init, relu_logits=config.relu_logits, dropout=config.dropout
-    )
-
-
-def projection(in_channels: int, out_channels: int) -> nn.Sequential:
-    """1x1 conv + BN + ReLU taking the SA block's 2C channels back to the C the next pretrained stage expects."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
-def gap_head(channels: int, num_classes: int) -> nn.Sequential:
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(channels, num_classes))
-
-
-@torch.no_grad()
-def output_shape(config: ModelConfig, *modules: nn.Module) -> torch.Size:
-    """Shape (C, h, w) after running ``modules`` in order on one image of ``config.input_size``.
-
-    The SA block returns (features, maps); only the features go on.
-    """
-    x = torch.zeros(1, 3, config.input_size, config.input_size)
-    for module in modules:
-        was_training = module.training
-        module.eval()
-        x = module(x)
-        module.train(was_training)
-        if isinstance(x, tuple):
-            x = x[0]
-    return x.shape[1:]
