@@ -1,4 +1,5 @@
-"""Settings shared by the pipelines' tasks: GPU pool, S3 environment, /dev/shm, retries, resources.
+"""Settings shared by the pipelines' tasks (GPU pool, S3 environment, /dev/shm, retries, resources), and the
+stages more than one pipeline runs (ingest → prepare, train → evaluate).
 
 Each helper takes a task, applies one concern and returns the task, so a pipeline reads as a list of
 decisions. Values come from ``components/cluster.py`` (which reads ``infra/cluster.env``), so the compiled
@@ -10,6 +11,9 @@ from kfp.dsl import PipelineTask
 from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components.cluster import gpu_node_pool, s3_settings
+from components.data import ingest, prepare
+from components.evaluation import evaluate
+from components.training import train
 
 # Requests are what the scheduler reserves, limits what the container may use. The train step decodes and
 # augments images in DataLoader workers (up to 8 on CUDA), so it gets several cores and room for them.
@@ -61,3 +65,37 @@ def with_s3(task: PipelineTask) -> PipelineTask:
 def retry_transient(task: PipelineTask, retries: int, first_wait: str) -> PipelineTask:
     """Retry with exponential backoff (``first_wait``, doubling, at most an hour between tries)."""
     return task.set_retry(num_retries=retries, backoff_duration=first_wait, backoff_factor=2.0, backoff_max_duration="3600s")
+
+
+# ---- stages that more than one pipeline runs -------------------------------------------------------------
+
+
+def ingest_and_prepare(*, data_uri, data_format, seed, image_size) -> PipelineTask:  # noqa: ANN001 - channels
+    """ingest → prepare; returns the prepare task (its ``prepared`` output is the split, balanced set).
+
+    The collection behind a URI can change (new images), so ingest always re-reads it: no cache; S3 and
+    network hiccups are the usual failure of a step that reads thousands of objects: retried. prepare is a
+    deterministic function of its inputs (seeded): cached.
+    """
+    ingest_task = ingest(data_uri=data_uri, data_format=data_format).set_caching_options(False)
+    retry_transient(with_s3(with_step_resources(ingest_task)), retries=3, first_wait="30s")
+    prepare_task = prepare(manifest=ingest_task.outputs["manifest"], seed=seed, image_size=image_size)
+    with_s3(with_step_resources(prepare_task.set_caching_options(True)))
+    return prepare_task
+
+
+def train_and_evaluate(*, prepared, arch, soft_attention, image_size, epochs, batch_size, lr, seed, gpus,
+                       bootstrap) -> tuple[PipelineTask, PipelineTask]:  # noqa: ANN001 - channels  # fmt: skip
+    """train (GPU pool) → evaluate on the test split of ``prepared``; returns both tasks.
+
+    Both are cached (seeded functions of their inputs). GPU nodes are often preemptible: train is retried,
+    and a retried pod starts the run afresh.
+    """
+    train_task = train(
+        prepared=prepared, arch=arch, soft_attention=soft_attention, image_size=image_size, epochs=epochs,
+        batch_size=batch_size, lr=lr, seed=seed, gpus=gpus,
+    ).set_caching_options(True)  # fmt: skip
+    retry_transient(with_s3(with_train_resources(on_gpu_pool(train_task, gpus))), retries=2, first_wait="120s")
+    evaluate_task = evaluate(model=train_task.outputs["model"], prepared=prepared, bootstrap=bootstrap)
+    with_s3(with_step_resources(evaluate_task.set_caching_options(True)))
+    return train_task, evaluate_task

@@ -11,10 +11,8 @@ is evaluated on the same test split, and one step writes Table 1 as Markdown and
 
 from kfp import dsl
 
-from components.data import ingest, prepare
-from components.evaluation import ablation_table, evaluate
-from components.training import train
-from pipelines._tasks import on_gpu_pool, retry_transient, with_s3, with_step_resources, with_train_resources
+from components.evaluation import ablation_table
+from pipelines._tasks import ingest_and_prepare, train_and_evaluate, with_step_resources
 
 PIPELINE_NAME = "skinattn-ablation"
 PAPER_ARCHS = ("inception_resnet_v2", "densenet201", "vgg16", "resnet50", "resnet34")
@@ -40,22 +38,13 @@ def ablation_pipeline(
     gpus: int = 1,
     bootstrap: int = 1000,
 ):
-    # Caching and retries as in pipelines/training.py (see docs/pipelines.md).
-    ingest_task = ingest(data_uri=data_uri, data_format=data_format).set_caching_options(False)
-    retry_transient(with_s3(with_step_resources(ingest_task)), retries=3, first_wait="30s")
-    prepare_task = prepare(manifest=ingest_task.outputs["manifest"], seed=seed, image_size=image_size)
-    with_s3(with_step_resources(prepare_task.set_caching_options(True)))
-
+    prepare_task = ingest_and_prepare(data_uri=data_uri, data_format=data_format, seed=seed, image_size=image_size)
     with dsl.ParallelFor(configs, parallelism=PARALLELISM, name="architectures") as config:
-        train_task = train(
+        _, evaluate_task = train_and_evaluate(
             prepared=prepare_task.outputs["prepared"], arch=config.arch, soft_attention=config.soft_attention,
             image_size=image_size, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, gpus=gpus,
-        ).set_caching_options(True)  # fmt: skip
-        retry_transient(with_s3(with_train_resources(on_gpu_pool(train_task, gpus))), retries=2, first_wait="120s")
-        evaluate_task = evaluate(
-            model=train_task.outputs["model"], prepared=prepare_task.outputs["prepared"], bootstrap=bootstrap
-        ).set_caching_options(True)
-        with_s3(with_step_resources(evaluate_task))
+            bootstrap=bootstrap,
+        )  # fmt: skip
 
     # Cheap and derived from its inputs only; cached.
     table_task = ablation_table(evaluations=dsl.Collected(evaluate_task.outputs["evaluation"]))

@@ -9,17 +9,15 @@
 
 The parameters are the run form of the KFP UI. ``gpus`` is the train step's ``nvidia.com/gpu`` limit (a
 pipeline parameter, which kfp 2.17 accepts for ``set_accelerator_limit``); the train step always runs on the
-GPU node pool, 2 or more GPUs train with DDP. Caching and retries are chosen per task below; see
-docs/pipelines.md for the reasons.
+GPU node pool, 2 or more GPUs train with DDP. Caching and retries are chosen per task (below, and in the
+stages of pipelines/_tasks.py that the ablation pipeline shares); docs/pipelines.md gives the reasons.
 """
 
 from kfp import dsl
 
-from components.data import ingest, prepare
-from components.evaluation import compare_with_production, evaluate
+from components.evaluation import compare_with_production
 from components.registry import register
-from components.training import train
-from pipelines._tasks import on_gpu_pool, retry_transient, with_s3, with_step_resources, with_train_resources
+from pipelines._tasks import ingest_and_prepare, train_and_evaluate, with_s3, with_step_resources
 
 PIPELINE_NAME = "skinattn-training"
 # Bootstrap resamples for the confidence intervals in the report (about 12 s per 1000 on 2 cores).
@@ -46,30 +44,16 @@ def training_pipeline(
     registry_root: str = "s3://skinattn/registry",
     bootstrap: int = BOOTSTRAP_RESAMPLES,
 ):
-    # The collection behind a URI can change (new images), so ingest always re-reads it: no cache.
-    # Retries: S3 and network hiccups are the usual failure of a step that reads thousands of objects.
-    ingest_task = ingest(data_uri=data_uri, data_format=data_format).set_caching_options(False)
-    retry_transient(with_s3(with_step_resources(ingest_task)), retries=3, first_wait="30s")
-
-    # Deterministic functions of their inputs (seeded): caching is safe and saves a rerun its cost.
-    prepare_task = prepare(manifest=ingest_task.outputs["manifest"], seed=seed, image_size=image_size)
-    with_s3(with_step_resources(prepare_task.set_caching_options(True)))
-
-    train_task = train(
-        prepared=prepare_task.outputs["prepared"], arch=arch, soft_attention=soft_attention, image_size=image_size,
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, gpus=gpus,
-    ).set_caching_options(True)  # fmt: skip
-    # Retries: GPU nodes are often preemptible; a retried pod starts the run afresh.
-    retry_transient(with_s3(with_train_resources(on_gpu_pool(train_task, gpus))), retries=2, first_wait="120s")
-
-    evaluate_task = evaluate(
-        model=train_task.outputs["model"], prepared=prepare_task.outputs["prepared"], bootstrap=bootstrap
-    ).set_caching_options(True)
-    with_s3(with_step_resources(evaluate_task))
+    prepare_task = ingest_and_prepare(data_uri=data_uri, data_format=data_format, seed=seed, image_size=image_size)
+    prepared = prepare_task.outputs["prepared"]
+    train_task, evaluate_task = train_and_evaluate(
+        prepared=prepared, arch=arch, soft_attention=soft_attention, image_size=image_size, epochs=epochs,
+        batch_size=batch_size, lr=lr, seed=seed, gpus=gpus, bootstrap=bootstrap,
+    )  # fmt: skip
 
     # The gate and the registration read and write the registry, whose state changes between runs: never cached.
     gate = compare_with_production(
-        evaluation=evaluate_task.outputs["evaluation"], prepared=prepare_task.outputs["prepared"],
+        evaluation=evaluate_task.outputs["evaluation"], prepared=prepared,
         registry_root=registry_root, promotion_metric=promotion_metric,
     ).set_caching_options(False)  # fmt: skip
     with_s3(with_step_resources(gate))
@@ -77,7 +61,7 @@ def training_pipeline(
     with dsl.If(gate.output == "promote", name="better-than-production"):
         register_task = register(
             model=train_task.outputs["model"], evaluation=evaluate_task.outputs["evaluation"],
-            prepared=prepare_task.outputs["prepared"], registry_root=registry_root,
+            prepared=prepared, registry_root=registry_root,
             promotion_metric=promotion_metric, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         ).set_caching_options(False)  # fmt: skip
         with_s3(with_step_resources(register_task))
