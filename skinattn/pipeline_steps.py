@@ -229,11 +229,12 @@ def compare_with_production(
     if champion is None:
         compare(candidate, None, metric)  # still refuses a metric the candidate does not have
         return PROMOTE, f"{registry.uri} has no production version yet"
-    with tempfile.TemporaryDirectory(prefix="skinattn-champion-") as scratch:
-        champion_dir = registry.download(champion, Path(scratch) / "model")
-        champion_eval = Path(scratch) / "evaluation"
-        evaluate_step(champion_dir, prepared, champion_eval, bootstrap=0)
-        champion_metrics = flatten_metrics(load_metrics(champion_eval / METRICS_FILE), f"production {champion.version}")
+    # Numbers only: the champion's predictions, figures, overlays and report would be thrown away.
+    from skinattn.evaluation.run import EvaluationSettings, evaluation_metrics
+
+    settings = EvaluationSettings(split="test", n_bootstrap=0, progress=False)
+    champion_metrics = flatten_metrics(evaluation_metrics(registry.fetch(champion), prepared, settings),
+                                       f"production {champion.version}")  # fmt: skip
     result = compare(candidate, champion_metrics, metric, candidate_name="candidate",
                      champion_name=f"production version {champion.version}")  # fmt: skip
     verdict = PROMOTE if result.better else KEEP

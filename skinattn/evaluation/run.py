@@ -19,6 +19,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -100,21 +101,26 @@ def save_explanation(explanation: Explanation, out_dir: Path, stem: str) -> dict
     return paths
 
 
-def evaluate(
-    model_dir: str | Path, manifest: str | Path, out: str | Path, settings: EvaluationSettings | None = None
-) -> dict[str, Any]:
-    """Run the whole evaluation; return the metrics dict that was written to ``metrics.json``."""
-    settings = settings or EvaluationSettings()
-    out = Path(out)
+@dataclasses.dataclass
+class _Measured:
+    """A model's predictions on the selected rows and the metrics computed from them."""
+
+    model: SoftAttentionNet
+    rows: pd.DataFrame
+    predictions: pd.DataFrame
+    y_true: np.ndarray
+    y_prob: np.ndarray
+    metrics: dict[str, Any]
+    device: Any
+
+
+def _measure(model_dir: str | Path, manifest: str | Path, settings: EvaluationSettings) -> _Measured:
     device = resolve_device(settings.device)
     model: SoftAttentionNet = load_model(model_dir, map_location=device)
-    card = read_card(model_dir)
     names = list(model.config.class_names)
-
     frame, _info = read_manifest(manifest)
     rows = select_split(frame, settings.split, source=str(manifest))
     check_labels_known(rows["label"].tolist(), names, source=str(manifest))
-
     predictions = predict_rows(
         model, rows, batch_size=settings.batch_size, workers=settings.workers, device=device,
         source=str(manifest), progress=settings.progress,
@@ -125,6 +131,31 @@ def evaluate(
         positive_class=settings.positive_class, threshold=settings.threshold, n_bootstrap=settings.n_bootstrap,
         confidence=settings.confidence, seed=settings.seed, progress=settings.progress,
     )  # fmt: skip
+    return _Measured(model, rows, predictions, y_true, y_prob, metrics, device)
+
+
+def evaluation_metrics(
+    model_dir: str | Path, manifest: str | Path, settings: EvaluationSettings | None = None
+) -> dict[str, Any]:
+    """The metrics :func:`evaluate` would write to ``metrics.json`` (JSON-ready, without its ``run`` block),
+    computed without writing anything: no predictions files, figures, overlays or report. For callers that
+    only compare numbers, such as the production gate."""
+    return to_json_ready(_measure(model_dir, manifest, settings or EvaluationSettings()).metrics)
+
+
+def evaluate(
+    model_dir: str | Path, manifest: str | Path, out: str | Path, settings: EvaluationSettings | None = None
+) -> dict[str, Any]:
+    """Run the whole evaluation; return the metrics dict that was written to ``metrics.json``."""
+    settings = settings or EvaluationSettings()
+    out = Path(out)
+    measured = _measure(model_dir, manifest, settings)
+    model, rows, predictions, metrics, device = (
+        measured.model, measured.rows, measured.predictions, measured.metrics, measured.device
+    )
+    y_true, y_prob = measured.y_true, measured.y_prob
+    card = read_card(model_dir)
+    names = list(model.config.class_names)
 
     run_info = {
         "model": str(model_dir),

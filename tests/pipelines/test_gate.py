@@ -52,3 +52,20 @@ def test_unknown_metric_fails_instead_of_passing(setup, tmp_path):
         compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(setup / "registry"), "auc.nope")
     with pytest.raises(RegistryError, match="no metric"):
         compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(tmp_path / "empty"), "auc.nope")
+
+
+def test_the_gate_computes_the_champions_numbers_only(setup, tmp_path, monkeypatch):
+    """Issue 11: the gate used to write the champion's whole evaluation (predictions, figures, Grad-CAM
+    overlays, report) only to read two numbers. Now no explanation or report is made, and the numbers equal
+    those of the full evaluation."""
+    import skinattn.evaluation.run as run
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the gate must not explain or render anything")
+
+    monkeypatch.setattr(run, "Explainer", forbidden)
+    monkeypatch.setattr(run, "render_report", forbidden)
+    champion_value = json.loads((setup / "champion-eval" / "metrics.json").read_text())["balanced_accuracy"]
+    verdict, reason = compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(setup / "registry"),
+                                              "balanced_accuracy")  # fmt: skip
+    assert verdict == PROMOTE and f"production v1 balanced_accuracy={champion_value:.6g}" in reason
