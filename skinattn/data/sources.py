@@ -359,8 +359,8 @@ def read_bytes(location: str) -> bytes:
     if location.startswith(ZIP_SCHEME):
         archive_path, member = _split_zip_location(location)
         check_member_name(archive_path, member)
-        # No size cap here: it was enforced when the collection was listed (ingest), and one member
-        # never expands past its declared size.
+        # The archive's total was capped when the collection was listed; the member's own budget and
+        # compression ratio are checked by read_zip_member before anything is decompressed.
         archive = open_zip(archive_path)
         try:
             return read_zip_member(archive, member, location)
