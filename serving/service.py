@@ -29,7 +29,7 @@ from serving.decode_budget import BudgetSpent, DecodeBudget
 from serving.guard import UploadGuard
 from serving.options import ACCEPTED, BadOption, attention_wanted
 from serving.runtime import BatchResult, ServingModel
-from serving.upload import UploadRejected, read_upload, upload_pixels
+from serving.upload import UploadRejected, decode_upload, upload_pixels
 
 logger = logging.getLogger("skinattn.serving")
 
@@ -219,7 +219,7 @@ class SkinattnClassifier:
         """(the picture for the attention overlay or None, the prepared pixels). The full-size decode lives
         only inside its share of the decode budget: what outlives it is at most the model's input size."""
         with self._decode_budget.reserve(upload_pixels(data, MAX_UPLOAD_BYTES, MAX_PIXELS)):
-            decoded = read_upload(data, MAX_UPLOAD_BYTES, MAX_PIXELS)
+            decoded = decode_upload(data, MAX_PIXELS)  # the header was checked just above
             prepared = model.prepare(decoded)
             picture = model.overlay_base(decoded) if keep_picture else None
             decoded.close()

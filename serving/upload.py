@@ -78,6 +78,15 @@ def read_upload(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
         UploadRejected: as :func:`upload_pixels`, and 400 for a truncated or corrupt file.
     """
     upload_pixels(data, max_bytes, max_pixels)
+    return decode_upload(data, max_pixels)
+
+
+def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode an upload that :func:`upload_pixels` has accepted into an RGB image.
+
+    Raises:
+        UploadRejected: 400 for a truncated or corrupt file.
+    """
     try:
         return decode_image(data, UPLOAD_NAME, max_pixels=max_pixels)
     except DataError as exc:
