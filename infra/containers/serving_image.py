@@ -42,7 +42,6 @@ from infra.containers.engine import Engine, EngineError, find_engine, remove_con
 
 BENTOFILE = REPO_ROOT / "serving" / "bentofile.yaml"
 DEPLOYMENT_YAML = REPO_ROOT / "infra" / "k8s" / "base" / "serving" / "deployment.yaml"
-IMAGE_ENV = REPO_ROOT / "infra" / "image.env"
 # The build argument of serving/Dockerfile.template that names the image the serving image starts FROM.
 BASE_IMAGE_ARG = "SKINATTN_BASE_IMAGE"
 CONTAINER_LABEL_KEY = "skinattn-e2e"
@@ -674,12 +673,6 @@ def check_serving_container(engine: Engine, image: str, *, jpeg: Path, deploymen
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _image_setting(key: str) -> str:
-    from components.envfile import setting
-
-    return setting(IMAGE_ENV, key)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra.containers.serving_image",
@@ -707,6 +700,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("--deployment", type=Path, default=DEPLOYMENT_YAML)
 
     args = parser.parse_args(argv)
+    from components.image import component_image, serving_image  # infra/image.env, overridable by env
+
     try:
         if args.command == "run-args":
             options = deployment_run_options(args.deployment)
@@ -715,8 +710,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = find_engine(args.engine)
         if args.command == "build":
             build_serving_image(
-                engine, model_dir=args.model, base_image=args.base_image or _image_setting("SKINATTN_IMAGE"),
-                tag=args.tag or _image_setting("SKINATTN_SERVING_IMAGE"), workdir=args.workdir,
+                engine, model_dir=args.model, base_image=args.base_image or component_image(),
+                tag=args.tag or serving_image(), workdir=args.workdir,
             )  # fmt: skip
             return 0
         options = deployment_run_options(args.deployment)
@@ -725,7 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.model:
             class_names = json.loads((args.model / "model.json").read_text())["config"]["class_names"]
         facts = check_serving_container(
-            engine, args.image or _image_setting("SKINATTN_SERVING_IMAGE"), jpeg=args.jpeg,
+            engine, args.image or serving_image(), jpeg=args.jpeg,
             deployment_yaml=args.deployment, port=args.port, timeout=timeout, class_names=class_names,
         )  # fmt: skip
         print(json.dumps(facts, indent=2))
