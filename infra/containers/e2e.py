@@ -253,7 +253,7 @@ def build_images(engine: engines.Engine, report: Report, work: Path, ca_bundle: 
     from pip's own configuration (on these machines PyPI's CUDA build, as PyTorch's CPU index is unreachable),
     so one wheelhouse serves both images."""
     settings = images.BuildSettings(engine, work, standin_bases=True, torch_index_url="", ca_bundle=ca_bundle)
-    wheels: dict[str, Path] = {}
+    wheels: dict[tuple[str, str], Path] = {}
     for kind in ("cpu", "cuda"):
         with report.step(f"image-{kind}"):
             report.facts[f"image-{kind}"] = images.build_component_image(settings, kind, IMAGES[kind], wheels)

@@ -78,15 +78,16 @@ def wheelhouse_for(settings: BuildSettings, kind: str, base: bases.Base) -> Path
     return wheelhouse.build_wheelhouse(out, extra_index_urls=[index] if index else [])
 
 
-def build_component_image(settings: BuildSettings, kind: str, tag: str, wheels: dict[str, Path]) -> dict[str, Any]:
+def build_component_image(settings: BuildSettings, kind: str, tag: str,
+                          wheels: dict[tuple[str, str], Path]) -> dict[str, Any]:  # fmt: skip
     """Build the ``kind`` ("cpu"/"cuda") component image as ``tag``; check that ``skinattn`` runs in it as a
     non-root user. ``wheels`` caches wheelhouses across calls (the e2e's two images share one)."""
     engine = settings.engine
     base = bases.resolve_base(engine, bases.dockerfile_base(DOCKERFILE[kind]), allow_standin=settings.standin_bases)
     cache_key = (base.image, settings.torch_index_url if settings.torch_index_url is not None else TORCH_INDEX[kind])
-    house = wheels.get(repr(cache_key))
+    house = wheels.get(cache_key)
     if house is None:
-        house = wheels[repr(cache_key)] = wheelhouse_for(settings, kind, base)
+        house = wheels[cache_key] = wheelhouse_for(settings, kind, base)
     print(f"building {tag} from {DOCKERFILE[kind].relative_to(REPO_ROOT)} on {base.image}", flush=True)
     build_args = {"BASE_IMAGE": base.image}
     if settings.torch_index_url is not None:  # what an index build (no wheels) takes torch from
@@ -172,7 +173,7 @@ def build(args: argparse.Namespace) -> int:
                              args.ca_bundle, from_index=args.from_index)  # fmt: skip
     tags = release_tags()
     built: dict[str, Any] = {}
-    wheels: dict[str, Path] = {}
+    wheels: dict[tuple[str, str], Path] = {}
     for kind in ("cpu", "cuda"):
         if kind in kinds:
             built[kind] = build_component_image(settings, kind, tags[kind], wheels)
