@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.envfile import INFRA_DIR, ConventionFileError, setting, setting_list
+from skinattn_components.envfile import INFRA_DIR, ConventionFileError, setting, setting_list
 
 CLUSTER_ENV_FILE = INFRA_DIR / "cluster.env"
 

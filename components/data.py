@@ -13,7 +13,7 @@ The pattern every component here follows (copy it for new ones):
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from components.image import component_image
+from skinattn_components.image import component_image
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)

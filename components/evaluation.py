@@ -11,7 +11,7 @@ from typing import List
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components.image import component_image
+from skinattn_components.image import component_image
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)

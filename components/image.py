@@ -9,7 +9,7 @@ development build without editing the repository::
 
 from __future__ import annotations
 
-from components.envfile import INFRA_DIR, setting
+from skinattn_components.envfile import INFRA_DIR, setting
 
 IMAGE_ENV_FILE = INFRA_DIR / "image.env"
 

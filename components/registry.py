@@ -4,7 +4,7 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model
 
-from components.image import component_image
+from skinattn_components.image import component_image
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)

@@ -15,7 +15,7 @@ from typing import List
 from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
 
-from components.image import component_image, gpu_image
+from skinattn_components.image import component_image, gpu_image
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)

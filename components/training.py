@@ -4,7 +4,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from components.image import gpu_image
+from skinattn_components.image import gpu_image
 
 
 @dsl.component(base_image=gpu_image(), install_kfp_package=False)

@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from the tool venv, where the project is not installed
     sys.path.insert(0, str(REPO_ROOT))
 
-from components import cluster, image  # noqa: E402  (needs the path set above)
+from skinattn_components import cluster, image  # noqa: E402  (needs the path set above)
 
 POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 

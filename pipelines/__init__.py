@@ -14,9 +14,9 @@ import importlib
 
 # name → (module, attribute) of every pipeline the CLI knows.
 PIPELINES: dict[str, tuple[str, str]] = {
-    "training": ("pipelines.training", "training_pipeline"),
-    "ablation": ("pipelines.ablation", "ablation_pipeline"),
-    "batch_scoring": ("pipelines.batch_scoring", "batch_scoring_pipeline"),
+    "training": ("skinattn_pipelines.training", "training_pipeline"),
+    "ablation": ("skinattn_pipelines.ablation", "ablation_pipeline"),
+    "batch_scoring": ("skinattn_pipelines.batch_scoring", "batch_scoring_pipeline"),
 }
 
 

@@ -10,10 +10,10 @@ from kfp import kubernetes
 from kfp.dsl import PipelineTask
 from kfp.dsl.pipeline_channel import PipelineChannel
 
-from components.cluster import gpu_node_pool, s3_settings
-from components.data import ingest, prepare
-from components.evaluation import evaluate
-from components.training import train
+from skinattn_components.cluster import gpu_node_pool, s3_settings
+from skinattn_components.data import ingest, prepare
+from skinattn_components.evaluation import evaluate
+from skinattn_components.training import train
 
 # Requests are what the scheduler reserves, limits what the container may use. The train step decodes and
 # augments images in DataLoader workers (up to 8 on CUDA), so it gets several cores and room for them.

@@ -11,8 +11,8 @@ is evaluated on the same test split, and one step writes Table 1 as Markdown and
 
 from kfp import dsl
 
-from components.evaluation import ablation_table
-from pipelines._tasks import ingest_and_prepare, train_and_evaluate, with_step_resources
+from skinattn_components.evaluation import ablation_table
+from skinattn_pipelines._tasks import ingest_and_prepare, train_and_evaluate, with_step_resources
 
 PIPELINE_NAME = "skinattn-ablation"
 PAPER_ARCHS = ("inception_resnet_v2", "densenet201", "vgg16", "resnet50", "resnet34")

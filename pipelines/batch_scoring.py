@@ -20,8 +20,8 @@ retries are chosen per task below; docs/pipelines.md gives the reasons.
 from kfp import dsl, kubernetes
 from kfp.dsl import PipelineTask
 
-from components.scoring import merge_scores, resolve_scoring_model, score_shard, score_shard_gpu, shard_archive
-from pipelines._tasks import on_gpu_pool, retry_transient, with_s3, with_step_resources
+from skinattn_components.scoring import merge_scores, resolve_scoring_model, score_shard, score_shard_gpu, shard_archive
+from skinattn_pipelines._tasks import on_gpu_pool, retry_transient, with_s3, with_step_resources
 
 PIPELINE_NAME = "skinattn-batch-scoring"
 # At most this many shards are scored at once (a ParallelFor limit must be a constant, not a parameter);

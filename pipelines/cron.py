@@ -9,7 +9,7 @@ those; months and weekdays also take names (JAN, MON). The descriptors ``@yearly
 
 import re
 
-from pipelines import PipelineError
+from skinattn_pipelines import PipelineError
 
 FORMAT_HELP = (
     "a KFP cron expression has 6 fields, seconds first: SECOND MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK, "

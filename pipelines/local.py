@@ -8,8 +8,8 @@ installed skinattn; GPU and Kubernetes settings are ignored (kfp logs a warning 
 from pathlib import Path
 from typing import Any
 
-from pipelines import load_pipeline
-from pipelines.params import check_required
+from skinattn_pipelines import load_pipeline
+from skinattn_pipelines.params import check_required
 
 
 def run_local(name: str, arguments: dict[str, Any], pipeline_root: str | Path, runner: Any = None) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pipelines import PipelineError
+from skinattn_pipelines import PipelineError
 
 # KFP's parameter types → the Python types a value may have.
 _ACCEPTED: dict[str, tuple[type, ...]] = {

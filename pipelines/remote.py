@@ -8,8 +8,8 @@ service account of ``infra/cluster.env`` unless told otherwise, so their pods ge
 import datetime as dt
 from typing import Any
 
-from pipelines import PipelineError
-from pipelines.cron import validate_cron
+from skinattn_pipelines import PipelineError
+from skinattn_pipelines.cron import validate_cron
 
 
 def default_version_name(pipeline_name: str, now: dt.datetime | None = None) -> str:

@@ -15,9 +15,9 @@ stages of pipelines/_tasks.py that the ablation pipeline shares); docs/pipelines
 
 from kfp import dsl
 
-from components.evaluation import compare_with_production
-from components.registry import register
-from pipelines._tasks import ingest_and_prepare, train_and_evaluate, with_s3, with_step_resources
+from skinattn_components.evaluation import compare_with_production
+from skinattn_components.registry import register
+from skinattn_pipelines._tasks import ingest_and_prepare, train_and_evaluate, with_s3, with_step_resources
 
 PIPELINE_NAME = "skinattn-training"
 # Bootstrap resamples for the confidence intervals in the report (about 12 s per 1000 on 2 cores).

@@ -45,7 +45,7 @@ def demo_parameters(data_dir: Path, registry: Path, *, size: int, epochs: int, s
 def run_demo(out: str | Path, per_class: int = 30, size: int = 64, epochs: int = 5, seed: int = 0) -> dict[str, Any]:
     """Run the demo into ``out``; returns (and writes to ``demo_summary.json``) where everything landed."""
     try:
-        from pipelines.local import run_local
+        from skinattn_pipelines.local import run_local
     except ImportError as exc:
         raise SkinattnError(f"the demo runs pipelines/training.py from the repository checkout: {exc}") from None
     from skinattn.registry import Registry

@@ -75,7 +75,7 @@ def private_model_cache(tmp_path_factory) -> Iterator[Path]:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No SKINATTN_* override of infra/image.env or infra/cluster.env from the caller's shell leaks into a test
     of the defaults (the compiled images, the cluster settings)."""
-    from components.envfile import INFRA_DIR, read_env_file
+    from skinattn_components.envfile import INFRA_DIR, read_env_file
 
     for name in ("image.env", "cluster.env"):
         for key in read_env_file(INFRA_DIR / name):

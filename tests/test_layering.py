@@ -57,3 +57,37 @@ def test_models_have_no_import_cycle():
 
     cycles = sorted(name for name in graph if reaches(name, name, {name}))
     assert cycles == [], f"modules in an import cycle: {cycles}"
+
+
+def test_every_skinattn_package_is_installed_and_the_wrappers_under_unique_names():
+    """pyproject lists its packages explicitly (the KFP wrappers are mapped from components/ and pipelines/ to
+    skinattn_components / skinattn_pipelines, names no other distribution uses): a new skinattn subpackage
+    missing from the list would be absent from the wheel the images install."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    settings = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "skinattn").rglob("__init__.py")}
+    listed = set(settings["packages"])
+    assert on_disk - listed == set(), "skinattn subpackages missing from pyproject's packages"
+    assert {name.split(".")[0] for name in listed} == {"skinattn", "skinattn_components", "skinattn_pipelines"}
+    assert settings["package-dir"] == {"skinattn_components": "components", "skinattn_pipelines": "pipelines"}
+
+
+def test_no_code_imports_the_wrappers_by_their_folder_names():
+    """``import components`` / ``import pipelines`` would work from the checkout only, and load a second copy
+    of the modules beside the installed skinattn_components / skinattn_pipelines."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for folder in ("skinattn", "components", "pipelines", "serving", "infra", "tests", "benchmarks"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                    [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+                if any(name.split(".")[0] in {"components", "pipelines"} for name in names):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []

@@ -110,7 +110,7 @@ def s3_server() -> Iterator[dict[str, str]]:
     Secret give a pod (infra/cluster.env), with this server's values."""
     from moto.server import ThreadedMotoServer
 
-    from components.cluster import s3_settings
+    from skinattn_components.cluster import s3_settings
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not one line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
@@ -199,7 +199,7 @@ def task_output(run_dir: Path, task: str, output: str) -> Path:
 
 
 def run_training(work: Path, env: dict[str, str], label: str) -> dict[str, Any]:
-    from pipelines.local import run_local
+    from skinattn_pipelines.local import run_local
     from skinattn.registry import Registry
 
     params = TRAINING | {"data_uri": f"s3://{BUCKET}/data/ham10000", "registry_root": f"s3://{BUCKET}/registry"}
@@ -215,7 +215,7 @@ def run_training(work: Path, env: dict[str, str], label: str) -> dict[str, Any]:
 def run_scoring(work: Path, env: dict[str, str], label: str, ids: list[str]) -> dict[str, Any]:
     import pandas as pd
 
-    from pipelines.local import run_local
+    from skinattn_pipelines.local import run_local
 
     params = {
         "source_uri": f"s3://{BUCKET}/archives/isic", "model": "production", "registry_root": f"s3://{BUCKET}/registry",

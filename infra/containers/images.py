@@ -48,7 +48,7 @@ class BuildSettings:
 
 def release_tags() -> dict[str, str]:
     """The image names and tags of infra/image.env (environment variables of the same name override)."""
-    from components.image import component_image, gpu_image, serving_image
+    from skinattn_components.image import component_image, gpu_image, serving_image
 
     return {"cpu": component_image(), "cuda": gpu_image(), "serving": serving_image()}
 

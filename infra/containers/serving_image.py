@@ -700,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("--deployment", type=Path, default=DEPLOYMENT_YAML)
 
     args = parser.parse_args(argv)
-    from components.image import component_image, serving_image  # infra/image.env, overridable by env
+    from skinattn_components.image import component_image, serving_image  # infra/image.env, overridable by env
 
     try:
         if args.command == "run-args":

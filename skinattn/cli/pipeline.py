@@ -98,8 +98,8 @@ def _remote_options(parser: argparse.ArgumentParser) -> None:
 def _import_pipelines():
     """The repository's pipelines package, or a clear error when it cannot be imported."""
     try:
-        import pipelines
-        from components.envfile import ConventionFileError
+        import skinattn_pipelines as pipelines
+        from skinattn_components.envfile import ConventionFileError
     except ImportError as exc:
         raise SkinattnError(f"cannot import the pipelines ({exc}). {NEEDS_CHECKOUT}") from None
     return pipelines, ConventionFileError
@@ -108,7 +108,7 @@ def _import_pipelines():
 def _guard(action):
     """Run ``action`` turning the pipeline layer's input errors into one-line SkinattnErrors."""
     pipelines, convention_error = _import_pipelines()
-    from pipelines.remote import describe_remote_error, remote_errors
+    from skinattn_pipelines.remote import describe_remote_error, remote_errors
 
     try:
         return action()
@@ -120,7 +120,7 @@ def _guard(action):
 
 def _compile(args: argparse.Namespace) -> int:
     def action() -> int:
-        from pipelines import PIPELINES, compile_pipeline
+        from skinattn_pipelines import PIPELINES, compile_pipeline
 
         args.out.mkdir(parents=True, exist_ok=True)
         for name in PIPELINES:
@@ -131,8 +131,8 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _arguments(args: argparse.Namespace) -> dict:
-    from pipelines import load_pipeline
-    from pipelines.params import check_required, parse_params
+    from skinattn_pipelines import load_pipeline
+    from skinattn_pipelines.params import check_required, parse_params
 
     pipeline = load_pipeline(args.pipeline)
     arguments = parse_params(pipeline, args.param)
@@ -142,7 +142,7 @@ def _arguments(args: argparse.Namespace) -> dict:
 
 def _run_local(args: argparse.Namespace) -> int:
     def action() -> int:
-        from pipelines.local import run_local
+        from skinattn_pipelines.local import run_local
 
         run_dir = run_local(args.pipeline, _arguments(args), args.pipeline_root)
         print(f"pipeline {args.pipeline} finished; outputs in {run_dir}")
@@ -152,15 +152,15 @@ def _run_local(args: argparse.Namespace) -> int:
 
 
 def _service_account(args: argparse.Namespace) -> str:
-    from components.cluster import pipeline_service_account
+    from skinattn_components.cluster import pipeline_service_account
 
     return args.service_account or pipeline_service_account()
 
 
 def _submit(args: argparse.Namespace) -> int:
     def action() -> int:
-        from pipelines import compile_pipeline
-        from pipelines import remote
+        from skinattn_pipelines import compile_pipeline
+        from skinattn_pipelines import remote
 
         arguments = _arguments(args)
         with tempfile.TemporaryDirectory(prefix="skinattn-pipeline-") as scratch:
@@ -177,8 +177,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _upload_version(args: argparse.Namespace, scratch: str) -> tuple[str, str]:
-    from pipelines import compile_pipeline, load_pipeline
-    from pipelines import remote
+    from skinattn_pipelines import compile_pipeline, load_pipeline
+    from skinattn_pipelines import remote
 
     pipeline = load_pipeline(args.pipeline)
     name = pipeline.name
@@ -203,8 +203,8 @@ def _upload(args: argparse.Namespace) -> int:
 
 def _schedule(args: argparse.Namespace) -> int:
     def action() -> int:
-        from pipelines import remote
-        from pipelines.cron import validate_cron
+        from skinattn_pipelines import remote
+        from skinattn_pipelines.cron import validate_cron
 
         cron = validate_cron(args.cron)  # before anything is uploaded
         arguments = _arguments(args)

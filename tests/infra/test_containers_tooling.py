@@ -95,7 +95,7 @@ def test_components_run_as_the_user_the_manifests_declare(clean_env):
 
 def test_e2e_s3_environment_is_what_the_cluster_gives_a_pod(clean_env):
     """The variables the e2e containers get are exactly the S3 ConfigMap and Secret keys of cluster.env."""
-    from components.cluster import s3_settings
+    from skinattn_components.cluster import s3_settings
 
     settings = s3_settings()
     with e2e.s3_server() as env:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import cluster, image
+from skinattn_components import cluster, image
 
 K8S = Path(__file__).resolve().parents[2] / "infra" / "k8s"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import cluster, image
+from skinattn_components import cluster, image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def discover_pipelines():
     for path in sorted((REPO_ROOT / "pipelines").glob("*.py")):
         if path.name.startswith("_"):
             continue
-        module = importlib.import_module(f"pipelines.{path.stem}")
+        module = importlib.import_module(f"skinattn_pipelines.{path.stem}")
         found += [(f"{path.stem}.{name}", obj) for name, obj in vars(module).items() if isinstance(obj, GraphComponent)]
     return found
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components import cluster, image
-from components.envfile import INFRA_DIR as INFRA
-from components.envfile import ConventionFileError, read_env_file, setting_list
+from skinattn_components import cluster, image
+from skinattn_components.envfile import INFRA_DIR as INFRA
+from skinattn_components.envfile import ConventionFileError, read_env_file, setting_list
 
 
 def test_image_defaults_come_from_image_env(clean_env):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.envfile import read_env_file
+from skinattn_components.envfile import read_env_file
 from infra.containers.serving_image import (
     DEPLOYMENT_YAML,
     RunOptions,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components.cluster import gpu_node_pool, s3_settings
-from components.image import component_image, gpu_image
-from pipelines import PIPELINES, compile_pipeline, load_pipeline
-from pipelines.batch_scoring import PARALLELISM
-from pipelines.params import check_required, parse_params
+from skinattn_components.cluster import gpu_node_pool, s3_settings
+from skinattn_components.image import component_image, gpu_image
+from skinattn_pipelines import PIPELINES, compile_pipeline, load_pipeline
+from skinattn_pipelines.batch_scoring import PARALLELISM
+from skinattn_pipelines.params import check_required, parse_params
 from skinattn.cli.pipeline import PIPELINE_NAMES
 
 NAME = "batch_scoring"

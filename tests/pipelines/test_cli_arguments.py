@@ -13,11 +13,11 @@ import sys
 
 import pytest
 
-from components.cluster import pipeline_service_account
-from pipelines import PipelineError, load_pipeline
-from pipelines.cron import validate_cron
-from pipelines.params import check_required, parse_params
-from pipelines.remote import default_version_name, recurring_run_arguments, run_arguments, upload_arguments
+from skinattn_components.cluster import pipeline_service_account
+from skinattn_pipelines import PipelineError, load_pipeline
+from skinattn_pipelines.cron import validate_cron
+from skinattn_pipelines.params import check_required, parse_params
+from skinattn_pipelines.remote import default_version_name, recurring_run_arguments, run_arguments, upload_arguments
 
 
 def skinattn(*args: str) -> subprocess.CompletedProcess:

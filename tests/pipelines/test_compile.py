@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components.cluster import gpu_node_pool, s3_settings
-from components.image import component_image, gpu_image
-from pipelines import PIPELINES, compile_pipeline
+from skinattn_components.cluster import gpu_node_pool, s3_settings
+from skinattn_components.image import component_image, gpu_image
+from skinattn_pipelines import PIPELINES, compile_pipeline
 
 
 def _compiled(name: str, tmp_path) -> tuple[dict, dict]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.local import run_local
+from skinattn_pipelines.local import run_local
 from skinattn.constants import HAM10000_CLASSES
 from skinattn.data.synthetic import make_sample_dataset
 from skinattn.registry import Registry

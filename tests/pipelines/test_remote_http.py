@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from _kfp_stand_in import API, KfpStandIn
-from components.cluster import gpu_node_pool, pipeline_service_account
-from pipelines import load_pipeline
+from skinattn_components.cluster import gpu_node_pool, pipeline_service_account
+from skinattn_pipelines import load_pipeline
 from skinattn.cli import main
 
 TRAINING_NAME = load_pipeline("training").name
