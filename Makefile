@@ -29,8 +29,9 @@ test: $(STAMP) lint-infra
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# The training pipeline on kfp.local on synthetic data (pipelines/demo.py; options: --help).
 demo: $(STAMP)
-	$(BIN)/skinattn demo --out $(DEMO_DIR)
+	$(BIN)/python -m skinattn_pipelines.demo --out $(DEMO_DIR)
 
 # Benchmarks print JSON and a table each; figures are recorded in BENCHMARKS.md. Real images are read
 # from $$SKINATTN_REAL_DATA (default ../shared/data) where a benchmark needs them.

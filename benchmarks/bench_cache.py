@@ -3,7 +3,7 @@
 Reads a HAM10000-layout folder (default: $SKINATTN_REAL_DATA/ham10000-fullsize-sample, 600x450 JPEGs),
 builds a cache at --size in a temporary folder, then times, per image and per epoch:
 
-  decode          skinattn.data.sources.open_image (full decode to RGB)
+  decode          skinattn.data.images.open_image (full decode to RGB)
   decode+resize   what a loader without the cache does every epoch (skinattn.data.cache.load_resized)
   cache read      copying one image out of the cache's memory map (page cache warm: the normal case
                   after the first epoch; a cold read adds one sequential disk read of size*size*3 bytes)
@@ -31,7 +31,7 @@ import pandas as pd
 from _machine import cpu_model
 
 from skinattn.data.cache import build_cache, load_resized
-from skinattn.data.sources import open_image
+from skinattn.data.images import open_image
 
 FULL_HAM10000_IMAGES = 10_015
 

@@ -1,7 +1,7 @@
 """Benchmark: the /classify endpoint with 1 vs 32 concurrent clients, adaptive batching on.
 
-Starts a real server on 127.0.0.1 (``skinattn serve`` on a freshly registered model with random weights,
-in a temporary BENTOML_HOME), warms it up, then for each concurrency level sends a fixed number of
+Starts a real server on 127.0.0.1 (``python -m serving serve`` on a freshly registered model with random
+weights, in a temporary BENTOML_HOME), warms it up, then for each concurrency level sends a fixed number of
 requests from that many client threads, each thread sending its next request as soon as the previous one
 is answered (closed loop). Reports throughput (images/s), p50/p99 latency and the mean number of images
 per forward pass (from BentoML's adaptive batching histogram in /metrics), and the throughput ratio.
@@ -85,7 +85,7 @@ def start_server(root: Path, args: argparse.Namespace) -> tuple[subprocess.Popen
                SKINATTN_MAX_BATCH_SIZE=str(args.max_batch_size), SKINATTN_MAX_LATENCY_MS="60000")
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "skinattn", "serve", "--root", str(root / "registry"), "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "serving", "serve", "--root", str(root / "registry"), "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

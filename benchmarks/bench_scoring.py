@@ -37,7 +37,7 @@ import torch
 from _machine import cpu_model
 from PIL import Image
 
-from skinattn.data.sources import open_image
+from skinattn.data.images import open_image
 from skinattn.models import create_model, eval_transform, load_model, save_model
 from skinattn.scoring import ScoreSettings, score_source
 

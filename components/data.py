@@ -6,7 +6,8 @@ The pattern every component here follows (copy it for new ones):
   holds kfp and skinattn, and the same function runs under ``kfp.local.SubprocessRunner(use_venv=False)``;
 - typed inputs/outputs (``Input[Dataset]``, ``Output[Model]``...) whose ``.path`` is a local folder or
   file (KFP copies it from/to the pipeline root, local or S3);
-- the body imports ``skinattn.pipeline_steps`` and calls one function with the paths: no logic here.
+- the body imports its area's steps (``from skinattn.steps import data as steps``; inside the body,
+  because KFP ships the function's source) and calls one function with the paths: no logic here.
 """
 
 # No `from __future__ import annotations`: KFP reads the parameter types from the live annotations.
@@ -20,9 +21,9 @@ from skinattn_components.image import component_image
 def ingest(data_uri: str, data_format: str, manifest: Output[Dataset]):
     """Read the collection at ``data_uri`` (folder, .zip or s3://bucket/prefix), decode every image, and write
     the manifest folder; any validation problem fails the step with the problems listed."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import data as steps
 
-    summary = pipeline_steps.ingest_step(data_uri, data_format, manifest.path)
+    summary = steps.ingest_step(data_uri, data_format, manifest.path)
     manifest.metadata.update({"images": summary["images"], "format": data_format, "source": data_uri})
 
 
@@ -30,7 +31,7 @@ def ingest(data_uri: str, data_format: str, manifest: Output[Dataset]):
 def prepare(manifest: Input[Dataset], seed: int, image_size: int, prepared: Output[Dataset]):
     """Split by lesion (stratified), balance the training split, and cache the images resized to
     ``image_size`` px inside the prepared folder."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import data as steps
 
-    counts = pipeline_steps.prepare_step(manifest.path, prepared.path, seed=seed, cache_size=image_size)
+    counts = steps.prepare_step(manifest.path, prepared.path, seed=seed, cache_size=image_size)
     prepared.metadata.update({"images": counts["rows"], "seed": seed})

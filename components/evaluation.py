@@ -29,12 +29,12 @@ def evaluate(
     overlays); ``metrics``/``classification`` feed the KFP UI; ``report`` and ``table`` are shown inline."""
     import os
 
-    from skinattn import pipeline_steps
+    from skinattn.steps import evaluation as steps
 
-    pipeline_steps.evaluate_step(model.path, prepared.path, evaluation.path, bootstrap=bootstrap)
-    pipeline_steps.log_evaluation(evaluation.path, metrics, classification)
-    pipeline_steps.copy_file(os.path.join(evaluation.path, pipeline_steps.REPORT_FILE), report.path)
-    pipeline_steps.copy_file(os.path.join(evaluation.path, pipeline_steps.TABLE_FILE), table.path)
+    steps.evaluate_step(model.path, prepared.path, evaluation.path, bootstrap=bootstrap)
+    steps.log_evaluation(evaluation.path, metrics, classification)
+    steps.copy_file(os.path.join(evaluation.path, steps.REPORT_FILE), report.path)
+    steps.copy_file(os.path.join(evaluation.path, steps.TABLE_FILE), table.path)
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)
@@ -43,18 +43,14 @@ def compare_with_production(
 ) -> str:
     """``"promote"`` when the candidate beats the production model re-evaluated on the same test split (or
     when there is no production model), else ``"keep"``."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import registry as steps
 
-    verdict, reason = pipeline_steps.compare_with_production(
-        evaluation.path, prepared.path, registry_root, promotion_metric
-    )
-    print(reason)
-    return verdict
+    return steps.production_gate_step(evaluation.path, prepared.path, registry_root, promotion_metric)
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def ablation_table(evaluations: Input[List[Artifact]], table: Output[Markdown], table_csv: Output[Dataset]):
     """The paper's Table 1 (per-class precision and AUC of every network, Avg, W. Avg, support)."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import evaluation as steps
 
-    pipeline_steps.ablation_table_step([e.path for e in evaluations], table.path, table_csv.path)
+    steps.ablation_table_step([e.path for e in evaluations], table.path, table_csv.path)

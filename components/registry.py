@@ -18,9 +18,9 @@ def register(
 ) -> str:
     """Register the model (weights, card, test metrics, training config, data fingerprint, run id) and
     promote it to production; returns the new version name (``v7``)."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import registry as steps
 
-    outcome = pipeline_steps.register_and_promote(
+    outcome = steps.register_and_promote(
         model.path, evaluation.path, prepared.path, registry_root, promotion_metric, run_id
     )
     return outcome["version"]

@@ -22,18 +22,18 @@ from skinattn_components.image import component_image, gpu_image
 def resolve_scoring_model(model: str, registry_root: str) -> str:
     """The concrete registry version (``v7``) that ``model`` (``production``, ``latest``, ``v7``) names now,
     or ``model`` itself when it is a model folder; every shard is scored with this one model."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import scoring as steps
 
-    return pipeline_steps.resolve_scoring_model(model, registry_root)
+    return steps.resolve_scoring_model(model, registry_root)
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)
 def shard_archive(source_uri: str, num_shards: int, shards: Output[Dataset]) -> List[str]:
     """List the archive (folder, .zip or s3:// prefix) once and write one manifest per shard into
     ``shards`` (plus listing.json); returns the manifest file names in shard order."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import scoring as steps
 
-    names = pipeline_steps.shard_archive_step(source_uri, num_shards, shards.path)
+    names = steps.shard_archive_step(source_uri, num_shards, shards.path)
     shards.metadata.update({"source": source_uri, "num_shards": len(names)})
     return names
 
@@ -50,10 +50,10 @@ def score_shard(
 ):
     """Score one shard on the CPU: ``scored`` holds predictions.parquet, its _isic/_errors/_summary files
     and shard.json (index, counts, model version)."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import scoring as steps
 
-    info = pipeline_steps.score_shard_step(shards.path, shard_name, model, registry_root, scored.path,
-                                           batch_size=batch_size, workers=workers, gpus=0)  # fmt: skip
+    info = steps.score_shard_step(shards.path, shard_name, model, registry_root, scored.path,
+                                  batch_size=batch_size, workers=workers, gpus=0)  # fmt: skip
     scored.metadata.update({k: info[k] for k in ("shard", "scored", "errors", "model_version")})
 
 
@@ -69,10 +69,10 @@ def score_shard_gpu(
     scored: Output[Dataset],
 ):
     """Score one shard on the task's GPU (same outputs as ``score_shard``); ``gpus`` must be 1."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import scoring as steps
 
-    info = pipeline_steps.score_shard_step(shards.path, shard_name, model, registry_root, scored.path,
-                                           batch_size=batch_size, workers=workers, gpus=gpus)  # fmt: skip
+    info = steps.score_shard_step(shards.path, shard_name, model, registry_root, scored.path,
+                                  batch_size=batch_size, workers=workers, gpus=gpus)  # fmt: skip
     scored.metadata.update({k: info[k] for k in ("shard", "scored", "errors", "model_version")})
 
 
@@ -94,18 +94,20 @@ def merge_scores(
     when the archive carries labels, predictions_eval/); ``errors`` is the errors CSV; ``summary`` the
     counts, model version and evaluation; ``metrics``/``classification`` are logged only with labels.
     A non-empty ``output_uri`` (folder or s3:// prefix) also receives a copy of the ``predictions`` folder."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import scoring as steps
+    from skinattn.steps.evaluation import copy_file, log_evaluation
+    from skinattn.storage import publish_folder
 
-    result = pipeline_steps.merge_shards_step(shards.path, [s.path for s in scored], predictions.path,
-                                              output_format, bootstrap)  # fmt: skip
-    pipeline_steps.copy_file(result["errors_file"], errors.path)
+    result = steps.merge_shards_step(shards.path, [s.path for s in scored], predictions.path,
+                                     output_format, bootstrap)  # fmt: skip
+    copy_file(result["errors_file"], errors.path)
     evaluation = result["evaluation"]
     if evaluation is not None:
-        pipeline_steps.log_evaluation(evaluation, metrics, classification)
-    pipeline_steps.write_scoring_summary(result, summary.path)
+        log_evaluation(evaluation, metrics, classification)
+    steps.write_scoring_summary(result, summary.path)
     counts = {k: result[k] for k in ("scored", "errors", "labelled", "model_version", "source")}
     predictions.metadata.update(counts)
     errors.metadata.update({"errors": result["errors"]})
     if output_uri:
-        published = pipeline_steps.publish_folder(predictions.path, output_uri)
+        published = publish_folder(predictions.path, output_uri)
         print(f"copied {len(published)} file(s) to {output_uri}")

@@ -22,9 +22,9 @@ def train(
 ):
     """Train with early stopping on the val split; ``model`` is the best epoch's model folder
     (model.safetensors + model.json) plus config.yaml, history.jsonl and summary.json."""
-    from skinattn import pipeline_steps
+    from skinattn.steps import training as steps
 
-    summary = pipeline_steps.train_step(
+    summary = steps.train_step(
         prepared.path, model.path, gpus=gpus, arch=arch, soft_attention=soft_attention, image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
     )  # fmt: skip

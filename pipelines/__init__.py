@@ -6,7 +6,8 @@ container images only need ``skinattn``: component bodies import nothing from he
 
 Modules: ``training``, ``ablation`` and ``batch_scoring`` (one ``@dsl.pipeline`` each), ``_tasks`` (GPU, S3, /dev/shm,
 retry settings), ``params`` (typed ``key=value`` parameters), ``cron`` (schedule validation), ``remote``
-(kfp.Client calls). To add a pipeline: write ``pipelines/<name>.py`` with one ``@dsl.pipeline`` and list it
+(kfp.Client calls), ``local`` (kfp.local runs), ``demo`` (``make demo``: the training pipeline on kfp.local
+on synthetic data). To add a pipeline: write ``pipelines/<name>.py`` with one ``@dsl.pipeline`` and list it
 in ``PIPELINES``; ``skinattn pipeline compile`` and the tests then pick it up.
 """
 

@@ -216,10 +216,11 @@ class SkinattnClassifier:
         )
 
     def _decode_and_prepare(self, model: ServingModel, data: bytes, keep_picture: bool):  # noqa: ANN202
-        """(the picture for the attention overlay or None, the prepared pixels). The full-size decode lives
-        only inside its share of the decode budget: what outlives it is at most the model's input size."""
-        with self._decode_budget.reserve(upload_pixels(data, MAX_UPLOAD_BYTES, MAX_PIXELS)):
-            decoded = decode_upload(data, MAX_PIXELS)  # the header was checked just above
+        """(the picture for the attention overlay or None, the prepared pixels). The decode lives only inside
+        its share of the decode budget: what outlives it is at most the model's input size."""
+        size = model.config.input_size  # a JPEG is decoded at the smallest DCT scale that keeps this size
+        with self._decode_budget.reserve(upload_pixels(data, MAX_UPLOAD_BYTES, MAX_PIXELS, size)):
+            decoded = decode_upload(data, MAX_PIXELS, size)  # the header was checked just above
             prepared = model.prepare(decoded)
             picture = model.overlay_base(decoded) if keep_picture else None
             decoded.close()

@@ -10,7 +10,7 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from skinattn.data.sources import decode_image
+from skinattn.data.images import decode_image
 from skinattn.errors import DataError
 
 # The formats /classify accepts, recognised by their first bytes rather than by the client's label:
@@ -40,8 +40,12 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def upload_pixels(data: bytes, max_bytes: int, max_pixels: int) -> int:
-    """The pixel count an uploaded JPEG/PNG declares, checked from its header alone (nothing is decoded).
+def upload_pixels(data: bytes, max_bytes: int, max_pixels: int, at_least: int | None = None) -> int:
+    """The pixels decoding an uploaded JPEG/PNG will hold, from its header alone (nothing is decoded).
+
+    The declared size is checked against ``max_pixels``. With ``at_least`` (the model's input size) a JPEG
+    will be decoded at a reduced DCT scale (see ``skinattn.data.images.decode_image``), so it costs only the
+    reduced size: that is what the endpoint's decode budget is charged.
 
     Raises:
         UploadRejected: 413 for too many bytes or pixels, 415 for a format other than JPEG/PNG,
@@ -59,7 +63,8 @@ def upload_pixels(data: bytes, max_bytes: int, max_pixels: int) -> int:
     # Read the declared size from the header alone, so that a decompression bomb is refused with 413
     # before a single pixel is decoded (decode_image checks again; its DataError then means bad data).
     try:
-        width, height = Image.open(io.BytesIO(data)).size
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UploadRejected(400, f"{UPLOAD_NAME}: corrupt {kind} header ({exc})") from exc
     except Image.DecompressionBombError as exc:
@@ -68,26 +73,30 @@ def upload_pixels(data: bytes, max_bytes: int, max_pixels: int) -> int:
         raise UploadRejected(
             413, f"{UPLOAD_NAME} is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} pixels"
         )
+    if at_least and image.format == "JPEG":
+        image.draft("RGB", (at_least, at_least))  # only chooses the scale (and so the size); decodes nothing
+        width, height = image.size
     return width * height
 
 
-def read_upload(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Validate (:func:`upload_pixels`) and fully decode one uploaded JPEG/PNG into an RGB image.
+def read_upload(data: bytes, max_bytes: int, max_pixels: int, at_least: int | None = None) -> Image.Image:
+    """Validate (:func:`upload_pixels`) and fully decode one uploaded JPEG/PNG into an RGB image (a JPEG at
+    the reduced scale that keeps both sides at least ``at_least`` when given).
 
     Raises:
         UploadRejected: as :func:`upload_pixels`, and 400 for a truncated or corrupt file.
     """
-    upload_pixels(data, max_bytes, max_pixels)
-    return decode_upload(data, max_pixels)
+    upload_pixels(data, max_bytes, max_pixels, at_least)
+    return decode_upload(data, max_pixels, at_least)
 
 
-def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode an upload that :func:`upload_pixels` has accepted into an RGB image.
+def decode_upload(data: bytes, max_pixels: int, at_least: int | None = None) -> Image.Image:
+    """Decode an upload that :func:`upload_pixels` has accepted into an RGB image (see :func:`read_upload`).
 
     Raises:
         UploadRejected: 400 for a truncated or corrupt file.
     """
     try:
-        return decode_image(data, UPLOAD_NAME, max_pixels=max_pixels)
+        return decode_image(data, UPLOAD_NAME, max_pixels=max_pixels, at_least=at_least)
     except DataError as exc:
         raise UploadRejected(400, str(exc)) from exc

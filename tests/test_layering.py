@@ -91,3 +91,52 @@ def test_no_code_imports_the_wrappers_by_their_folder_names():
                 if any(name.split(".")[0] in {"components", "pipelines"} for name in names):
                     offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert offenders == []
+
+
+# The packages that only the wrappers around the core library may import: the KFP SDK, BentoML, the BentoML
+# service (serving/) and the installed KFP wrappers themselves.
+WRAPPER_PACKAGES = frozenset({"kfp", "bentoml", "serving", "skinattn_pipelines", "skinattn_components"})
+# skinattn/cli/pipeline.py is the `skinattn pipeline` command (compile, run --local, submit, upload, schedule):
+# its whole job is to drive the pipelines package and the KFP client, which it imports inside its handlers so
+# that every other command (and `skinattn --help`) starts without them. Nothing else in skinattn may.
+LAZY_WRAPPER_IMPORTS_ALLOWED = frozenset({"skinattn/cli/pipeline.py"})
+
+
+def _imported_packages(tree) -> list[tuple[int, str]]:
+    """(line, top-level package) of every absolute import in a module, at any depth (inside functions too),
+    and of every ``importlib.import_module("...")`` / ``__import__("...")`` with a literal name."""
+    import ast
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in {"import_module", "__import__"} and isinstance(node.args[0].value, str):
+                found.append((node.lineno, node.args[0].value.split(".")[0]))
+    return found
+
+
+def test_no_module_of_the_core_library_imports_the_wrappers_even_lazily():
+    """The import test above sees module-level imports only; this one reads the source, so that an import of
+    kfp, bentoml or a wrapper package hidden inside a function (the way the demo and the BentoML exporters
+    used to live in skinattn) is found too (issue 11: skinattn stays a library)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    paths = sorted((root / "skinattn").rglob("*.py"))
+    assert len(paths) > 20, "read too few modules: the test would prove nothing"
+    assert all((root / allowed).is_file() for allowed in LAZY_WRAPPER_IMPORTS_ALLOWED), "stale allow-list entry"
+    offenders = [
+        f"{path.relative_to(root)}:{line} imports {package}"
+        for path in paths
+        if path.relative_to(root).as_posix() not in LAZY_WRAPPER_IMPORTS_ALLOWED
+        for line, package in _imported_packages(ast.parse(path.read_text(encoding="utf-8")))
+        if package in WRAPPER_PACKAGES
+    ]
+    assert offenders == []

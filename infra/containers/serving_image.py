@@ -426,7 +426,7 @@ def build_serving_image(engine: Engine, *, model_dir: Path, base_image: str, tag
     ``model.safetensors``), FROM ``base_image`` (the CPU component image).
 
     Steps, each echoed with its time: export the folder into a fresh BentoML store under ``workdir``
-    (``skinattn serve --model DIR --dry-run``, tag ``skinattn:local-<sha256>``), ``bentoml build -f
+    (``python -m serving export --model DIR``, tag ``skinattn:local-<sha256>``), ``bentoml build -f
     serving/bentofile.yaml`` from the repository root with that tag as ``SKINATTN_MODEL_TAG``, then
     ``bentoml containerize --backend <engine>`` with ``SKINATTN_BASE_IMAGE=base_image``.
 
@@ -454,7 +454,7 @@ def build_serving_image(engine: Engine, *, model_dir: Path, base_image: str, tag
     python = sys.executable
     started = time.monotonic()
 
-    _run_step("export model", [python, "-m", "skinattn", "serve", "--model", str(model_dir), "--dry-run"],
+    _run_step("export model", [python, "-m", "serving", "export", "--model", str(model_dir)],
               env=env, cwd=REPO_ROOT, timeout=300)  # fmt: skip
     listed = _run_step("list models", [python, "-m", "bentoml", "models", "list", "-o", "json"], env=env,
                        cwd=REPO_ROOT, timeout=120)  # fmt: skip

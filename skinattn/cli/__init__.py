@@ -25,14 +25,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skinattn.cli.registry",
     "skinattn.cli.pipeline",
     "skinattn.cli.score",
-    "skinattn.cli.serve",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skinattn",
-        description="Train, evaluate, register and serve Soft-Attention CNN classifiers of dermoscopy images.",
+        description="Train, evaluate, register and score Soft-Attention CNN classifiers of dermoscopy images "
+        "(serving: `python -m serving`, see docs/serving.md).",
     )
     parser.add_argument("--version", action="version", version=f"skinattn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -90,13 +90,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from skinattn.data.sources import open_image
+    from skinattn.data.images import open_image
     from skinattn.evaluation import Explainer
     from skinattn.evaluation.run import save_explanation
     from skinattn.models import load_model
 
     explainer = Explainer(load_model(args.model), args.device)
-    images = [open_image(str(path)) for path in args.images]
+    images = [open_image(str(path), at_least=explainer.model.config.input_size) for path in args.images]
     explanations = explainer.explain(images, target_class=args.target_class)
     for path, explanation in zip(args.images, explanations):
         written = save_explanation(explanation, args.out, path.stem)

@@ -11,8 +11,8 @@ from skinattn.errors import DataError
 # Spelled out here so that building the parser imports no pandas; a test checks them against the readers.
 FORMATS: tuple[str, ...] = ("ham10000", "isic2017", "isic2018", "isic-archive")
 ISIC2017_TASKS: tuple[str, ...] = ("3class", "2class")
-DEFAULT_MAX_PIXELS = 64_000_000  # == skinattn.data.sources.DEFAULT_MAX_PIXELS (checked by a test)
-DEFAULT_MAX_ARCHIVE_BYTES = 64 * 1024**3  # == skinattn.data.sources.DEFAULT_MAX_ARCHIVE_BYTES
+DEFAULT_MAX_PIXELS = 64_000_000  # == skinattn.data.images.DEFAULT_MAX_PIXELS (checked by a test)
+DEFAULT_MAX_ARCHIVE_BYTES = 64 * 1024**3  # == skinattn.storage.DEFAULT_MAX_ARCHIVE_BYTES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -43,8 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     predict.set_defaults(handler=_predict)
 
-    register_demo(subparsers)
-
 
 def _list(args: argparse.Namespace) -> int:
     from skinattn.models import arch_spec, list_archs
@@ -107,12 +105,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from skinattn.data.sources import open_image
+    from skinattn.data.images import open_image
     from skinattn.inference import Predictor
     from skinattn.models import overlay
 
     predictor = Predictor(args.model)
-    images = [open_image(str(path)) for path in args.images]
+    images = [open_image(str(path), at_least=predictor.config.input_size) for path in args.images]
     predictions = predictor.predict(images, with_attention=args.overlay_dir is not None)
     rows = []
     for path, image, prediction in zip(args.images, images, predictions):
@@ -136,29 +134,3 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join("-" * widths[c] for c in columns))
     for row in rows:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
-
-
-def register_demo(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser(
-        "demo",
-        help="run the full training pipeline (kfp.local) on a synthetic HAM10000-layout data set",
-        description="Writes a synthetic data set, runs pipelines/training.py with kfp.local (ingest, prepare, train, "
-        "evaluate, compare with production, register) with resnet10t on CPU, a registry under OUT, and prints "
-        "where the model, report.html, the paper table and the registry are. Needs the repository checkout.",
-    )
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)")
-    demo.add_argument(
-        "--per-class", type=int, default=30,
-        help="synthetic images per class (default 30; at least 20, the grouped split needs 20 lesion folds)",
-    )  # fmt: skip
-    demo.add_argument("--size", type=int, default=64, help="image size in px (default 64)")
-    demo.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.set_defaults(handler=_demo)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from skinattn.demo import run_demo
-
-    run_demo(args.out, per_class=args.per_class, size=args.size, epochs=args.epochs, seed=args.seed)
-    return 0

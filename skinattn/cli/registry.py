@@ -1,4 +1,8 @@
-"""``skinattn registry ...``: register model versions, list them, show one, promote, export to BentoML."""
+"""``skinattn registry ...``: register model versions, list them, show one, promote.
+
+Exporting a version to BentoML is ``python -m serving export`` (``serving/export.py``): the core package
+does not import BentoML.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", help=_ROOT_HELP)
 
-    registry = subparsers.add_parser("registry", help="register, list, show, promote and export model versions")
+    registry = subparsers.add_parser("registry", help="register, list, show and promote model versions")
     sub = registry.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
 
     add = sub.add_parser(
@@ -69,10 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("--json", action="store_true", help="print the decision as JSON")
     promote.set_defaults(handler=_promote)
 
-    export = sub.add_parser("export-bentoml", parents=[common], help="copy a version into the BentoML model store")
-    export.add_argument("version", metavar="VERSION", help="v3, 3, 'production' or 'latest'")
-    export.add_argument("--name", default="skinattn", help="BentoML model name (default skinattn; the tag is NAME:VERSION)")
-    export.set_defaults(handler=_export)
 
 
 def _open(args: argparse.Namespace, *, existing: bool = True):  # noqa: ANN202 - Registry is imported lazily
@@ -80,7 +80,7 @@ def _open(args: argparse.Namespace, *, existing: bool = True):  # noqa: ANN202 -
     root that is not there is a typo, not an empty registry (``register`` creates it)."""
     from skinattn.registry import Registry
     from skinattn.registry.errors import RegistryError
-    from skinattn.registry.storage import LocalStore
+    from skinattn.registry.object_store import LocalStore
 
     registry = Registry(args.root)
     if existing and isinstance(registry.store, LocalStore) and not registry.store.root.is_dir():
@@ -177,11 +177,3 @@ def _promote(args: argparse.Namespace) -> int:
     else:
         _print_decision(decision)
     return 0 if decision.promoted else 1
-
-
-def _export(args: argparse.Namespace) -> int:
-    from skinattn.registry.bentoml_export import export_to_bentoml  # imports bentoml: only this command pays
-
-    tag = export_to_bentoml(_open(args), args.version, model_name=args.name)
-    print(tag)
-    return 0

@@ -17,8 +17,9 @@ A cache is built in a hidden temporary folder beside its final name and renamed 
 complete, so a killed build never leaves a half-written cache that a later run would trust.
 
 Images are resized to ``size x size`` (squashing the 4:3 HAM10000 frames, as the authors' pipeline did)
-with Pillow's bicubic filter, from the fully decoded RGB image; ``load_resized`` does exactly what the
-cache stores, for code paths that read images directly.
+with Pillow's bicubic filter, from the decoded RGB image (a JPEG decoded at the smallest DCT scale that
+keeps both sides at least ``size``: see ``skinattn.data.images.decode_image``); ``load_resized`` does
+exactly what the cache stores, for code paths that read images directly.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from skinattn.data.sources import S3_SCHEME, ZIP_SCHEME, open_image
+from skinattn.data.images import open_image
+from skinattn.storage import S3_SCHEME, ZIP_SCHEME
 from skinattn.errors import DataError
 from skinattn.fileio import write_json
 
-CACHE_FORMAT_VERSION = 1
+# 2: JPEGs decoded with DCT scaling to at least the cache size (version 1 caches decoded them in full).
+CACHE_FORMAT_VERSION = 2
 RESAMPLE = Image.Resampling.BICUBIC
 IMAGES_FILE = "images.npy"
 INDEX_FILE = "index.csv"
@@ -55,7 +58,7 @@ def resize_image(image: Image.Image, size: int) -> np.ndarray:
 
 def load_resized(location: str, size: int) -> np.ndarray:
     """Decode the image at ``location`` and resize it exactly as the cache does."""
-    return resize_image(open_image(location), size)
+    return resize_image(open_image(location, at_least=size), size)
 
 
 def _source_stamp(location: str) -> str:

@@ -20,7 +20,8 @@ from typing import Any
 from skinattn.data.readers import READERS
 from skinattn.data.readers.base import WHERE, Collection, Problem
 from skinattn.data.schema import ManifestInfo, write_manifest
-from skinattn.data.sources import DEFAULT_MAX_ARCHIVE_BYTES, DEFAULT_MAX_PIXELS, S3_SCHEME, list_source
+from skinattn.data.images import DEFAULT_MAX_PIXELS
+from skinattn.storage import DEFAULT_MAX_ARCHIVE_BYTES, S3_SCHEME, list_source
 from skinattn.data.validate import ValidationResult, validate_collection
 from skinattn.errors import DataError
 from skinattn.fileio import atomic_open, write_json

@@ -22,7 +22,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from skinattn.data.readers.base import WHERE, Collection, Problem
-from skinattn.data.sources import DEFAULT_MAX_PIXELS, Entry, decode_image, read_bytes
+from skinattn.data.images import DEFAULT_MAX_PIXELS, decode_image
+from skinattn.storage import Entry, read_bytes
 from skinattn.errors import DataError
 
 

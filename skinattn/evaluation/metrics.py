@@ -34,6 +34,7 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
+    roc_curve,
 )
 from tqdm.auto import tqdm
 
@@ -255,6 +256,23 @@ def compute_metrics(
         }
     result["notes"] = notes
     return result
+
+
+def micro_roc(y_true: np.ndarray, y_prob: np.ndarray, max_points: int | None = None) -> dict[str, list[float]]:
+    """The micro-averaged one-vs-rest ROC curve: every class's probabilities pooled into one binary problem.
+
+    One curve that summarises all classes, for a display that shows a single curve (the KFP UI draws one
+    per ClassificationMetrics). ``max_points`` thins it to at most that many points, evenly spaced along
+    the curve, keeping the first and the last. The first threshold (infinite in scikit-learn) is reported as
+    1.0 so that the result stays valid JSON.
+    """
+    onehot = np.eye(y_prob.shape[1], dtype=np.int64)[y_true]
+    fpr, tpr, thresholds = roc_curve(onehot.ravel(), y_prob.ravel())
+    if max_points is not None and len(fpr) > max_points:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
+        fpr, tpr, thresholds = fpr[keep], tpr[keep], thresholds[keep]
+    thresholds = np.minimum(thresholds, 1.0)
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "threshold": thresholds.tolist()}
 
 
 def to_json_ready(value: Any) -> Any:

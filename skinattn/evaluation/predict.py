@@ -9,6 +9,7 @@ class) that the official scorer reads.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from skinattn.constants import HAM10000_CLASSES
 from skinattn.data.schema import SPLIT_COLUMN, SPLITS
-from skinattn.data.sources import open_image
+from skinattn.data.images import open_image
 from skinattn.errors import DataError
 from skinattn.models import SoftAttentionNet, eval_transform
 from skinattn.models.config import ModelConfig
@@ -89,13 +90,15 @@ class ManifestImages(Dataset):
         self.image_ids = rows["image_id"].tolist()
         self.manifest_rows = rows["manifest_row"].tolist() if "manifest_row" in rows else list(range(2, len(rows) + 2))
         self.transform = eval_transform(config)
+        self.input_size = config.input_size
 
     def __len__(self) -> int:
         return len(self.locations)
 
     def __getitem__(self, index: int) -> _Item:
         try:
-            return _Item(index, self.transform(open_image(self.locations[index])), None)
+            image = open_image(self.locations[index], at_least=self.input_size)
+            return _Item(index, self.transform(image), None)
         except DataError as exc:
             message = f"row {self.manifest_rows[index]} (image_id {self.image_ids[index]}): {exc}"
             return _Item(index, None, message)
@@ -152,6 +155,12 @@ def predict_rows(
     for j, name in enumerate(names):
         table[prob_column(name)] = probs[:, j]
     return table
+
+
+def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A predictions.csv as written by the evaluation: ids and labels as text, exactly as written (an id
+    such as ``0042`` stays ``0042``; an empty or ``NA`` label stays a string instead of becoming NaN)."""
+    return pd.read_csv(path, dtype={"image_id": str, "label": str, "prediction": str}, keep_default_na=False)
 
 
 def probabilities(predictions: pd.DataFrame, class_names: Sequence[str]) -> np.ndarray:

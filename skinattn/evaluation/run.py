@@ -24,7 +24,7 @@ import pandas as pd
 from PIL import Image
 
 from skinattn.data.schema import read_manifest
-from skinattn.data.sources import open_image
+from skinattn.data.images import open_image
 from skinattn.errors import DataError
 from skinattn.evaluation import figures, tables
 from skinattn.evaluation.explain import Explainer, Explanation, display_image, side_by_side
@@ -223,7 +223,8 @@ def _explain_examples(explainer: Explainer, rows: pd.DataFrame, overlay_dir: Pat
     for start in range(0, len(rows), batch_size):
         chunk = rows.iloc[start : start + batch_size]
         try:
-            images = [open_image(loc) for loc in chunk["image_path"]]
+            size = explainer.model.config.input_size
+            images = [open_image(loc, at_least=size) for loc in chunk["image_path"]]
         except DataError as exc:  # already read once by predict; a change since then is still reported clearly
             raise DataError(f"explaining examples: {exc}") from exc
         for (_, row), explanation in zip(chunk.iterrows(), explainer.explain(images)):

@@ -1,6 +1,6 @@
 """The model registry: register immutable model versions, list them, promote one to production.
 
-Layout under the root (a folder or ``s3://bucket/prefix``; see :mod:`skinattn.registry.storage`)::
+Layout under the root (a folder or ``s3://bucket/prefix``; see :mod:`skinattn.registry.object_store`)::
 
     objects/sha256/<digest>      file contents (weights, card, metrics), stored once by content
     versions/000001.json         one record per version (ModelVersion), created once, never rewritten
@@ -38,7 +38,7 @@ from skinattn.registry.records import (
     encode,
     parse_version,
 )
-from skinattn.registry.storage import ObjectStore, open_store
+from skinattn.registry.object_store import ObjectStore, open_store
 
 VERSIONS = "versions"
 PRODUCTION = "production"

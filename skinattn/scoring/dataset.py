@@ -8,11 +8,11 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from skinattn.data.sources import DEFAULT_MAX_PIXELS, decode_image
+from skinattn.data.images import DEFAULT_MAX_PIXELS, decode_image
 from skinattn.errors import DataError
 from skinattn.models import eval_transform
 from skinattn.models.config import ModelConfig
-from skinattn.scoring.archives import read_location
+from skinattn.storage import read_bytes
 from skinattn.scoring.listing import ScoreItem
 
 
@@ -35,6 +35,7 @@ class ScoreImages(Dataset):
     def __init__(self, items: Sequence[ScoreItem], config: ModelConfig, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.items = items
         self.transform = eval_transform(config)
+        self.input_size = config.input_size
         self.max_pixels = max_pixels
 
     def __len__(self) -> int:
@@ -45,7 +46,7 @@ class ScoreImages(Dataset):
         if item.refusal:
             return Loaded(position, None, item.refusal)
         try:
-            image = decode_image(read_location(item.location), item.file, self.max_pixels)
+            image = decode_image(read_bytes(item.location), item.file, self.max_pixels, at_least=self.input_size)
             return Loaded(position, self.transform(image), None)
         except DataError as exc:
             return Loaded(position, None, str(exc))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from skinattn.data.readers import isic_archive
 from skinattn.data.readers.base import WHERE
-from skinattn.data.sources import Entry
+from skinattn.storage import Entry
 from skinattn.errors import DataError
 
 METADATA_NAME = "metadata.csv"

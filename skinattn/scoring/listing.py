@@ -4,7 +4,8 @@ A source is a folder, a ``.zip`` or an ``s3://`` prefix, either in the ``isic im
 (``<isic_id>.jpg`` + ``metadata.csv``) or holding plain images. Files that are not images
 (``metadata.csv``, ``attribution.txt``, ``licenses/*.txt``) are not scored; they are counted in the run
 summary. Entries that escape the source (a ``../`` zip member, a symbolic link out of the folder) become
-*refused* items: they are never read, and they land in the errors file like undecodable images.
+*refused* items: they are never read, and they land in the errors file like undecodable images (the storage
+layer lists in its tolerant mode, ``strict=False``, so that one bad entry does not refuse the archive).
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-from skinattn.data import sources
-from skinattn.data.sources import IMAGE_SUFFIXES, Entry
 from skinattn.errors import DataError
-from skinattn.scoring import archives
 from skinattn.scoring.labels import read_labels
+from skinattn.storage import DEFAULT_MAX_ARCHIVE_BYTES, IMAGE_SUFFIXES, Entry, list_source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,16 +59,11 @@ def assign_ids(relpaths: list[str]) -> list[str]:
     return [stem if counts[stem] == 1 else path for stem, path in zip(stems, relpaths)]
 
 
-def list_archive(source: str, max_archive_bytes: int = sources.DEFAULT_MAX_ARCHIVE_BYTES) -> Listing:
+def list_archive(source: str, max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> Listing:
     """List ``source`` for scoring (see the module docstring). Raises :class:`DataError` if it is unusable."""
-    refused: dict[str, str] = {}
-    root = Path(source)
-    if not source.startswith(sources.S3_SCHEME) and root.is_file() and zipfile.is_zipfile(root):
-        entries, refused = archives.list_zip(root, max_archive_bytes)
-    else:
-        listed = sources.list_source(source, max_archive_bytes)
-        refused = {e.relpath: e.refused for e in listed if e.refused}  # links out of the folder
-        entries = [archives.ArchiveEntry(e.relpath, e.location, e.size) for e in listed if not e.refused]
+    listed = list_source(source, max_archive_bytes, strict=False)
+    refused = {e.relpath: e.refused for e in listed if e.refused}
+    entries = [e for e in listed if not e.refused]
 
     images = [e for e in entries if _is_image(e.relpath)]
     skipped = [e.relpath for e in entries if not _is_image(e.relpath)]

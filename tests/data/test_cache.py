@@ -18,8 +18,11 @@ SIZE = 24
 
 
 def direct_decode_resize(path: str | Path, size: int) -> np.ndarray:
-    """The reference: Pillow decode to RGB and a bicubic resize, written independently of the cache."""
+    """The reference, written independently of the cache: Pillow decode to RGB (a JPEG at the smallest DCT
+    scale that keeps both sides at least ``size``) and a bicubic resize."""
     with Image.open(path) as image:
+        if image.format == "JPEG":
+            image.draft("RGB", (size, size))
         return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skinattn.data.sources import decode_image
+from skinattn.data.images import decode_image
 from skinattn.errors import DataError
 
 

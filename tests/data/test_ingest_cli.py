@@ -11,7 +11,8 @@ from _ingest_fixtures import make_ham10000, make_isic2017
 
 from skinattn.cli import ingest as ingest_cli
 from skinattn.cli import main
-from skinattn.data import sources
+from skinattn import storage
+from skinattn.data import images
 from skinattn.data.readers import READERS
 from skinattn.data.readers.isic2017 import TASKS
 from skinattn.data.schema import MANIFEST_CSV, MANIFEST_JSON, read_manifest
@@ -21,8 +22,8 @@ def test_cli_constants_match_the_library() -> None:
     # The CLI spells these out to stay import-light; they must not drift from the readers.
     assert set(ingest_cli.FORMATS) == set(READERS)
     assert set(ingest_cli.ISIC2017_TASKS) == set(TASKS)
-    assert ingest_cli.DEFAULT_MAX_PIXELS == sources.DEFAULT_MAX_PIXELS
-    assert ingest_cli.DEFAULT_MAX_ARCHIVE_BYTES == sources.DEFAULT_MAX_ARCHIVE_BYTES
+    assert ingest_cli.DEFAULT_MAX_PIXELS == images.DEFAULT_MAX_PIXELS
+    assert ingest_cli.DEFAULT_MAX_ARCHIVE_BYTES == storage.DEFAULT_MAX_ARCHIVE_BYTES
 
 
 def test_clean_collection_exits_zero_and_writes_manifest_and_reports(tmp_path: Path, capsys) -> None:
@@ -116,4 +117,4 @@ def test_real_ham10000_fullsize_sample(real_data_dir: Path, tmp_path: Path) -> N
     assert code == 0
     frame, _ = read_manifest(tmp_path)
     assert len(frame) == 70 and frame["label"].value_counts().to_dict() == {c: 10 for c in sorted(set(frame["label"]))}
-    assert sources.open_image(frame["image_path"].iloc[0]).size == (600, 450)
+    assert images.open_image(frame["image_path"].iloc[0]).size == (600, 450)

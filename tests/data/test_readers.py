@@ -22,7 +22,7 @@ from skinattn.constants import HAM10000_CLASSES
 from skinattn.data.ingest import ingest
 from skinattn.data.readers import READERS, isic_archive
 from skinattn.data.schema import read_manifest
-from skinattn.data.sources import list_source
+from skinattn.storage import list_source
 from skinattn.errors import DataError
 
 

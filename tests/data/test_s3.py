@@ -14,7 +14,8 @@ from _ingest_fixtures import make_ham10000
 
 from skinattn.data.ingest import ingest
 from skinattn.data.schema import read_manifest
-from skinattn.data.sources import list_source, open_image, read_bytes
+from skinattn.data.images import open_image
+from skinattn.storage import list_source, read_bytes
 from skinattn.errors import DataError
 
 

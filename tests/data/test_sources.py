@@ -9,8 +9,9 @@ import pytest
 from _ingest_fixtures import jpeg_bytes, with_declared_size, write_image
 from PIL import Image
 
-from skinattn.data import sources
-from skinattn.data.sources import decode_image, list_source, open_image, read_bytes, zip_location
+from skinattn.data import images
+from skinattn.data.images import decode_image, open_image
+from skinattn.storage import list_source, read_bytes, zip_location
 from skinattn.errors import DataError
 
 
@@ -142,7 +143,7 @@ def test_decode_reports_headers_beyond_pillows_own_limit() -> None:
 
 def test_pixel_guard_default_is_below_pillows_warning_threshold() -> None:
     # Our guard decides before Pillow warns; keeps decode output free of DecompressionBombWarning noise.
-    assert sources.DEFAULT_MAX_PIXELS < Image.MAX_IMAGE_PIXELS
+    assert images.DEFAULT_MAX_PIXELS < Image.MAX_IMAGE_PIXELS
 
 
 def test_open_image_on_local_path(tmp_path: Path) -> None:
@@ -154,27 +155,27 @@ def test_open_image_on_local_path(tmp_path: Path) -> None:
 
 
 def _cached_handles(queue) -> None:  # runs in a forked child
-    from skinattn.data import sources
+    from skinattn.storage import s3, zips
 
-    queue.put((len(sources._s3_clients), sources._open_checked_zip.cache_info().currsize))
+    queue.put((len(s3._clients), zips._cached_handle.cache_info().currsize))
 
 
 def test_forked_children_do_not_inherit_s3_clients_or_zip_handles(tmp_path, monkeypatch) -> None:
     import multiprocessing
     import zipfile
 
-    from skinattn.data import sources
+    from skinattn.storage import s3, zips
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    sources.s3_client()
+    s3.client()
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("x.txt", "x")
-    sources.open_zip(archive)
-    assert len(sources._s3_clients) >= 1 and sources._open_checked_zip.cache_info().currsize >= 1
+    zips.open_archive(archive)
+    assert len(s3._clients) >= 1 and zips._cached_handle.cache_info().currsize >= 1
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_cached_handles, args=(queue,))

@@ -194,7 +194,7 @@ def test_stale_archive_handle_is_not_reused_after_rewrite(tmp_path: Path) -> Non
     archive = tmp_path / "set.zip"
     with zipfile.ZipFile(archive, "w") as handle:
         handle.writestr("ok.jpg", jpeg_bytes())
-    from skinattn.data.sources import list_source
+    from skinattn.storage import list_source
 
     assert len(list_source(str(archive))) == 1
     with zipfile.ZipFile(archive, "w") as handle:

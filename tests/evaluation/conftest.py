@@ -10,7 +10,7 @@ import torch
 
 from skinattn.constants import HAM10000_CLASSES
 from skinattn.data.schema import ManifestInfo, write_manifest
-from skinattn.data.sources import open_image
+from skinattn.data.images import open_image
 from skinattn.data.synthetic import make_sample_dataset
 from skinattn.models import create_model, preprocess_images, save_model
 

@@ -18,7 +18,7 @@ from sklearn.metrics import (
 from _sklearn_reference import assert_metrics_equal_sklearn
 
 from skinattn.errors import DataError
-from skinattn.evaluation.metrics import CI_METRICS, compute_metrics, to_json_ready
+from skinattn.evaluation.metrics import CI_METRICS, compute_metrics, micro_roc, to_json_ready
 
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
@@ -129,3 +129,16 @@ def test_bootstrap_intervals_are_seeded_and_bracket_the_estimate():
 def test_bad_inputs_are_refused_with_a_reason(y, probs, message):
     with pytest.raises(DataError, match=message):
         compute_metrics(y, probs, ["a", "b"], n_bootstrap=0, progress=False)
+
+
+def test_micro_roc_pools_every_class_and_thins_to_valid_json():
+    y, probs = _random_predictions(300, 7, seed=0)
+    full = micro_roc(y, probs)
+    area = np.trapezoid(full["tpr"], full["fpr"])
+    assert area == pytest.approx(roc_auc_score(np.eye(7)[y], probs, average="micro"))
+    thinned = micro_roc(y, probs, max_points=50)
+    assert len(thinned["fpr"]) <= 50 < len(full["fpr"])
+    for key in ("fpr", "tpr", "threshold"):  # the ends of the curve are kept
+        assert (thinned[key][0], thinned[key][-1]) == (full[key][0], full[key][-1])
+    assert thinned["threshold"][0] == 1.0  # scikit-learn's infinite first threshold, made valid JSON
+    json.dumps(thinned, allow_nan=False)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from skinattn.cli import main
-from skinattn.data.sources import open_image
+from skinattn.data.images import open_image
 from skinattn.evaluation import Explainer, gradcam_target_layer
 from skinattn.models import attention_heatmap, create_model, load_model, preprocess_images
 

@@ -23,8 +23,11 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_help_lists_the_subcommands():
     out = run("--help").stdout
-    for command in ("models", "predict", "demo"):
-        assert command in out
+    commands = {line.split()[0] for line in out.splitlines() if line.startswith("    ") and line[4:5].isalpha()}
+    assert {"models", "predict", "registry", "pipeline"} <= commands
+    # The demo drives kfp and serving needs BentoML: `python -m skinattn_pipelines.demo` and `python -m serving`
+    # (issue 11: the core package stays a library).
+    assert not commands & {"demo", "serve"}
 
 
 def test_models_list_json_matches_the_registry():
@@ -64,15 +67,3 @@ def test_errors_are_one_clear_line(tmp_path):
     result = run("predict", "--model", str(tmp_path), str(tmp_path / "x.jpg"), check=False)
     assert result.returncode == 2 and "no model card" in result.stderr and "Traceback" not in result.stderr
 
-
-@pytest.mark.slow
-def test_demo_runs_end_to_end(tmp_path):
-    """``make demo``: the training pipeline on kfp.local registers and promotes the first model."""
-    run("demo", "--out", str(tmp_path), "--per-class", "20", "--size", "32", "--epochs", "1")
-    summary = json.loads((tmp_path / "demo_summary.json").read_text())
-    assert summary["gate"] == "promote"
-    assert summary["versions"] == ["v1"] and summary["production"] == "v1"
-    assert "<html" in Path(summary["report"]).read_text().lower()
-    assert Path(summary["table"]).read_text().startswith("| Dis. |")
-    assert (Path(summary["model"]) / "model.safetensors").is_file()
-    assert (tmp_path / "registry" / "production").is_dir()

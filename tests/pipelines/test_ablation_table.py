@@ -10,7 +10,7 @@ from skinattn.constants import HAM10000_CLASSES
 from skinattn.errors import DataError
 from skinattn.evaluation.ablation import ablation_table
 from skinattn.evaluation.metrics import compute_metrics, to_json_ready
-from skinattn.pipeline_steps import ablation_table_step
+from skinattn.steps.evaluation import ablation_table_step
 
 
 def _evaluation(arch: str, sa: bool, y_true: np.ndarray, seed: int) -> dict:

@@ -1,4 +1,4 @@
-"""The batch-scoring pipeline's steps as plain functions (skinattn.pipeline_steps), without kfp.
+"""The batch-scoring pipeline's steps as plain functions (skinattn.steps.scoring), without kfp.
 
 Shard → score each shard → merge must give exactly what one unsharded ``score_source`` run gives, and the
 merge must refuse anything but one complete set of shards of one listing.
@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
 from _batch_scoring_data import CORRUPT_ID, make_isic_download, make_registry
 
-from skinattn import pipeline_steps
 from skinattn.errors import DataError
 from skinattn.registry.errors import RegistryError
 from skinattn.scoring import ScoreSettings, score_source
+from skinattn.scoring.shards import SHARD_LISTING_FILE, SHARD_RESULT_FILE
 from skinattn.scoring.tables import read_table
+from skinattn.steps import scoring as steps
 
 SHARDS = 3
 
@@ -33,12 +32,12 @@ def world(tmp_path_factory) -> dict:
     labels = make_isic_download(root / "archive", 20)
     registry = make_registry(root / "registry", root)
     shards_dir = root / "shards"
-    names = pipeline_steps.shard_archive_step(str(root / "archive"), float(SHARDS), shards_dir)  # float: as kfp.local
-    model = pipeline_steps.resolve_scoring_model("production", str(root / "registry"))
+    names = steps.shard_archive_step(str(root / "archive"), float(SHARDS), shards_dir)  # float: as kfp.local
+    model = steps.resolve_scoring_model("production", str(root / "registry"))
     scored = []
     for name in names:
         out = root / "scored" / name
-        pipeline_steps.score_shard_step(shards_dir, name, model, registry.uri, out, batch_size=4, workers=0, gpus=0)
+        steps.score_shard_step(shards_dir, name, model, registry.uri, out, batch_size=4, workers=0, gpus=0)
         scored.append(str(out))
     return {"root": root, "labels": labels, "registry": registry, "shards": shards_dir, "names": names,
             "model": model, "scored": scored}  # fmt: skip
@@ -46,9 +45,9 @@ def world(tmp_path_factory) -> dict:
 
 def test_listing_is_split_into_contiguous_shards(world):
     assert world["names"] == [f"shard-{i:04d}-of-{SHARDS:04d}.json" for i in range(SHARDS)]
-    listing = json.loads((world["shards"] / pipeline_steps.SHARD_LISTING_FILE).read_text())
+    listing = json.loads((world["shards"] / SHARD_LISTING_FILE).read_text())
     assert listing["listed"] == 21 and listing["labelled"] == 20 and listing["skipped_non_images"] == 3
-    sizes = [json.loads((Path(s) / pipeline_steps.SHARD_RESULT_FILE).read_text()) for s in world["scored"]]
+    sizes = [json.loads((Path(s) / SHARD_RESULT_FILE).read_text()) for s in world["scored"]]
     assert [s["index"] for s in sizes] == [0, 1, 2]
     assert sorted(s["scored"] + s["errors"] for s in sizes) == [7, 7, 7]
 
@@ -56,7 +55,7 @@ def test_listing_is_split_into_contiguous_shards(world):
 def test_merged_shards_equal_an_unsharded_run(world, tmp_path):
     # The fan-in gives no order guarantee: hand the shards over reversed; the merge must restore shard order.
     out = tmp_path / "merged"
-    summary = pipeline_steps.merge_shards_step(world["shards"], world["scored"][::-1], out, "csv", bootstrap=0)
+    summary = steps.merge_shards_step(world["shards"], world["scored"][::-1], out, "csv", bootstrap=0)
     single = score_source(str(world["root"] / "archive"), tmp_path / "single" / "predictions.csv", "v1",
                           ScoreSettings(batch_size=4, workers=0, device="cpu", n_bootstrap=0, progress=False),
                           registry_root=world["registry"].uri)  # fmt: skip
@@ -77,7 +76,7 @@ def test_merged_shards_equal_an_unsharded_run(world, tmp_path):
     on_disk = json.loads((out / "predictions_summary.json").read_text())
     assert on_disk["predictions"] == "predictions.csv" and on_disk["evaluation"] == "predictions_eval"
 
-    markdown = pipeline_steps.write_scoring_summary(summary, tmp_path / "ui" / "summary.md")
+    markdown = steps.write_scoring_summary(summary, tmp_path / "ui" / "summary.md")
     assert (tmp_path / "ui" / "summary.md").read_text() == markdown
     assert "| model version | `v1` |" in markdown and "| errors (refused or unreadable) | 1 |" in markdown
     assert "## Evaluation on the 20 labelled image(s)" in markdown and "| Avg |" in markdown
@@ -86,56 +85,32 @@ def test_merged_shards_equal_an_unsharded_run(world, tmp_path):
 def test_merge_refuses_a_partial_repeated_or_foreign_set_of_shards(world, tmp_path):
     scored = world["scored"]
     with pytest.raises(DataError, match=r"shard\(s\) \[1\] of 3 have no output"):
-        pipeline_steps.merge_shards_step(world["shards"], [scored[0], scored[2]], tmp_path / "a", "csv", 0)
+        steps.merge_shards_step(world["shards"], [scored[0], scored[2]], tmp_path / "a", "csv", 0)
     with pytest.raises(DataError, match="shard 0 was scored twice"):
-        pipeline_steps.merge_shards_step(world["shards"], [scored[0], *scored], tmp_path / "b", "csv", 0)
+        steps.merge_shards_step(world["shards"], [scored[0], *scored], tmp_path / "b", "csv", 0)
     foreign = tmp_path / "foreign"
     shutil.copytree(scored[1], foreign)
-    info = json.loads((foreign / pipeline_steps.SHARD_RESULT_FILE).read_text()) | {"source": "s3://other/archive"}
-    (foreign / pipeline_steps.SHARD_RESULT_FILE).write_text(json.dumps(info))
+    info = json.loads((foreign / SHARD_RESULT_FILE).read_text()) | {"source": "s3://other/archive"}
+    (foreign / SHARD_RESULT_FILE).write_text(json.dumps(info))
     with pytest.raises(DataError, match="does not belong to this listing"):
-        pipeline_steps.merge_shards_step(world["shards"], [scored[0], str(foreign), scored[2]], tmp_path / "c", "csv",
-                                         bootstrap=0)  # fmt: skip
+        steps.merge_shards_step(world["shards"], [scored[0], str(foreign), scored[2]], tmp_path / "c", "csv", 0)
     with pytest.raises(DataError, match="output_format='xlsx'"):
-        pipeline_steps.merge_shards_step(world["shards"], scored, tmp_path / "d", "xlsx", 0)
+        steps.merge_shards_step(world["shards"], scored, tmp_path / "d", "xlsx", 0)
 
 
 def test_bad_parameters_are_refused_with_the_reason(world, tmp_path):
     with pytest.raises(DataError, match="num_shards must be at least 1"):
-        pipeline_steps.shard_archive_step(str(world["root"] / "archive"), 0, tmp_path / "shards")
+        steps.shard_archive_step(str(world["root"] / "archive"), 0, tmp_path / "shards")
     with pytest.raises(DataError, match="gpus_per_shard=2: a shard is scored on one device"):
-        pipeline_steps.score_shard_step(world["shards"], world["names"][0], "v1", world["registry"].uri,
-                                        tmp_path / "out", batch_size=4, workers=0, gpus=2)  # fmt: skip
+        steps.score_shard_step(world["shards"], world["names"][0], "v1", world["registry"].uri,
+                               tmp_path / "out", batch_size=4, workers=0, gpus=2)  # fmt: skip
     with pytest.raises(RegistryError, match="no production version"):
-        pipeline_steps.resolve_scoring_model("production", str(tmp_path / "empty-registry"))
+        steps.resolve_scoring_model("production", str(tmp_path / "empty-registry"))
 
 
 def test_model_is_resolved_once_to_a_concrete_version(world):
     registry = world["registry"]
-    assert pipeline_steps.resolve_scoring_model("latest", registry.uri) == "v1"
-    assert pipeline_steps.resolve_scoring_model("v1", registry.uri) == "v1"
+    assert steps.resolve_scoring_model("latest", registry.uri) == "v1"
+    assert steps.resolve_scoring_model("v1", registry.uri) == "v1"
     model_dir = str(world["root"] / "model")
-    assert pipeline_steps.resolve_scoring_model(model_dir, "") == model_dir  # a model folder is used in place
-
-
-def test_publish_copies_the_folder_to_a_folder_and_to_s3(tmp_path, s3_env):
-    folder = tmp_path / "out"
-    (folder / "predictions_eval").mkdir(parents=True)
-    (folder / "predictions.csv").write_text("image_id\nISIC_1\n")
-    (folder / "predictions_eval" / "metrics.json").write_text("{}")
-
-    (tmp_path / "published").mkdir()
-    (tmp_path / "published" / "predictions.csv").write_text("yesterday\n")  # a nightly run refreshes it
-    written = pipeline_steps.publish_folder(folder, str(tmp_path / "published"))
-    assert len(written) == 2 and (tmp_path / "published" / "predictions.csv").read_text() == "image_id\nISIC_1\n"
-    assert (tmp_path / "published" / "predictions_eval" / "metrics.json").read_text() == "{}"
-
-    bucket = f"scores-{uuid.uuid4().hex[:8]}"
-    client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"])
-    client.create_bucket(Bucket=bucket)
-    written = pipeline_steps.publish_folder(folder, f"s3://{bucket}/nightly/")
-    assert written == [f"s3://{bucket}/nightly/predictions.csv", f"s3://{bucket}/nightly/predictions_eval/metrics.json"]
-    body = client.get_object(Bucket=bucket, Key="nightly/predictions.csv")["Body"].read()
-    assert body == b"image_id\nISIC_1\n"
-    with pytest.raises(DataError, match=f"cannot copy predictions.csv to s3://missing-{bucket}/x/predictions.csv"):
-        pipeline_steps.publish_folder(folder, f"s3://missing-{bucket}/x")
+    assert steps.resolve_scoring_model(model_dir, "") == model_dir  # a model folder is used in place

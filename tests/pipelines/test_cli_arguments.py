@@ -17,7 +17,7 @@ from skinattn_components.cluster import pipeline_service_account
 from skinattn_pipelines import PipelineError, load_pipeline
 from skinattn_pipelines.cron import validate_cron
 from skinattn_pipelines.params import check_required, parse_params
-from skinattn_pipelines.remote import default_version_name, recurring_run_arguments, run_arguments, upload_arguments
+from skinattn_pipelines.remote import default_version_name, recurring_run_arguments, run_arguments
 
 
 def skinattn(*args: str) -> subprocess.CompletedProcess:
@@ -80,37 +80,18 @@ def test_invalid_crons_explain_the_format(cron, message):
     assert "6 fields, seconds first" in str(info.value)
 
 
-def test_run_arguments():
-    kwargs = run_arguments("p.yaml", {"epochs": 3}, experiment="nightly", run_name=None, service_account="sa")
-    assert kwargs == {
-        "pipeline_file": "p.yaml", "arguments": {"epochs": 3}, "run_name": None, "experiment_name": "nightly",
-        "namespace": None, "service_account": "sa",
-    }  # fmt: skip
+# What submit/upload/schedule send to the backend is checked over HTTP against a KFP API stand-in
+# (test_remote_http.py); here only the refusals that happen before any request, and the version naming.
+
+
+def test_refusals_before_any_request_and_default_version_names():
     with pytest.raises(PipelineError, match="experiment"):
         run_arguments("p.yaml", {}, experiment=" ", run_name=None, service_account="sa")
-
-
-def test_upload_makes_a_pipeline_first_then_versions():
-    method, kwargs = upload_arguments("p.yaml", "skinattn-training", None, "v-1", "d")
-    assert method == "upload_pipeline" and kwargs["pipeline_name"] == "skinattn-training"
-    method, kwargs = upload_arguments("p.yaml", "skinattn-training", "pid", "v-2", "d")
-    assert method == "upload_pipeline_version"
-    assert kwargs == {"pipeline_package_path": "p.yaml", "pipeline_version_name": "v-2", "pipeline_id": "pid", "description": "d"}
-    when = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    assert default_version_name("skinattn-training", when) == "skinattn-training-20250102-030405"
-
-
-def test_recurring_run_needs_experiment_pipeline_and_version_ids():
-    kwargs = recurring_run_arguments(
-        experiment_id="e", pipeline_id="p", version_id="v", job_name="nightly", cron=" 0 0 2 * * * ",
-        arguments={"epochs": 3}, service_account="sa",
-    )  # fmt: skip
-    assert kwargs["experiment_id"] == "e" and kwargs["pipeline_id"] == "p" and kwargs["version_id"] == "v"
-    assert kwargs["cron_expression"] == "0 0 2 * * *" and kwargs["params"] == {"epochs": 3}
-    assert kwargs["no_catchup"] is True and kwargs["max_concurrency"] == 1 and kwargs["service_account"] == "sa"
     with pytest.raises(PipelineError, match="6 fields"):
         recurring_run_arguments(experiment_id="e", pipeline_id="p", version_id="v", job_name="n", cron="0 2 * * *",
                                 arguments={}, service_account="sa")  # fmt: skip
+    when = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    assert default_version_name("skinattn-training", when) == "skinattn-training-20250102-030405"
 
 
 def test_cli_compile_writes_every_pipeline(tmp_path):

@@ -9,8 +9,10 @@ import torch
 
 from skinattn.data.synthetic import make_sample_dataset
 from skinattn.models import create_model, save_model
-from skinattn.pipeline_steps import KEEP, PROMOTE, compare_with_production, evaluate_step, ingest_step, prepare_step
-from skinattn.registry import Registry
+from skinattn.registry import KEEP, PROMOTE, Registry, compare_with_production
+from skinattn.steps.data import ingest_step, prepare_step
+from skinattn.steps.evaluation import evaluate_step
+from skinattn.steps.registry import production_gate_step
 
 pytestmark = pytest.mark.slow  # about 30 s: a data set, a model and two evaluations
 
@@ -30,28 +32,31 @@ def setup(tmp_path_factory):
 
 
 def _candidate(tmp_path, balanced_accuracy: float):
+    """A candidate's evaluation metrics.json."""
     (tmp_path / "metrics.json").write_text(json.dumps({"balanced_accuracy": balanced_accuracy}))
-    return tmp_path
+    return tmp_path / "metrics.json"
 
 
 def test_better_candidate_promotes_worse_keeps(setup, tmp_path):
     champion_value = json.loads((setup / "champion-eval" / "metrics.json").read_text())["balanced_accuracy"]
-    registry = str(setup / "registry")
-    verdict, reason = compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", registry, "balanced_accuracy")
+    registry, prepared, metric = Registry(str(setup / "registry")), setup / "prepared", "balanced_accuracy"
+    verdict, reason = compare_with_production(registry, _candidate(tmp_path, 1.0), prepared, metric)
     assert verdict == PROMOTE and f"{champion_value:.6g}" in reason
-    verdict, _ = compare_with_production(_candidate(tmp_path, champion_value), setup / "prepared", registry, "balanced_accuracy")
+    verdict, _ = compare_with_production(registry, _candidate(tmp_path, champion_value), prepared, metric)
     assert verdict == KEEP  # the re-evaluated champion ties: a tie keeps production
-    verdict, _ = compare_with_production(_candidate(tmp_path, 0.0), setup / "prepared", registry, "balanced_accuracy")
+    verdict, _ = compare_with_production(registry, _candidate(tmp_path, 0.0), prepared, metric)
     assert verdict == KEEP
 
 
 def test_unknown_metric_fails_instead_of_passing(setup, tmp_path):
     from skinattn.registry import RegistryError
 
+    registry = Registry(str(setup / "registry"))
     with pytest.raises(RegistryError, match="no metric 'auc.nope'"):
-        compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(setup / "registry"), "auc.nope")
+        compare_with_production(registry, _candidate(tmp_path, 1.0), setup / "prepared", "auc.nope")
+    # The pipeline's step: the candidate's evaluation folder, against a registry without production.
     with pytest.raises(RegistryError, match="no metric"):
-        compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(tmp_path / "empty"), "auc.nope")
+        production_gate_step(_candidate(tmp_path, 1.0).parent, setup / "prepared", str(tmp_path / "empty"), "auc.nope")
 
 
 def test_the_gate_computes_the_champions_numbers_only(setup, tmp_path, monkeypatch):
@@ -66,6 +71,6 @@ def test_the_gate_computes_the_champions_numbers_only(setup, tmp_path, monkeypat
     monkeypatch.setattr(run, "Explainer", forbidden)
     monkeypatch.setattr(run, "render_report", forbidden)
     champion_value = json.loads((setup / "champion-eval" / "metrics.json").read_text())["balanced_accuracy"]
-    verdict, reason = compare_with_production(_candidate(tmp_path, 1.0), setup / "prepared", str(setup / "registry"),
-                                              "balanced_accuracy")  # fmt: skip
+    verdict, reason = compare_with_production(Registry(str(setup / "registry")), _candidate(tmp_path, 1.0),
+                                              setup / "prepared", "balanced_accuracy")  # fmt: skip
     assert verdict == PROMOTE and f"production v1 balanced_accuracy={champion_value:.6g}" in reason

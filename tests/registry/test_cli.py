@@ -1,4 +1,5 @@
-"""``skinattn registry ...`` run as real subprocesses, against a folder, S3 and the BentoML store."""
+"""``skinattn registry ...`` run as real subprocesses, against a folder and S3 (the BentoML export is
+``python -m serving export``: tests/serving/test_export.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 from _registry_helpers import PYTHON, cli_env
 
-from skinattn.models import create_model, save_model
 from skinattn.registry import Registry
 
 
@@ -90,50 +89,6 @@ def test_register_and_list_on_s3(s3_bucket: str, model_dir: Path, write_metrics:
     assert keys == ["versions/000001.json"]
 
 
-def test_export_to_the_bentoml_store(tmp_path: Path, model_dir: Path, write_metrics: Callable[..., Path]) -> None:
-    root = tmp_path / "reg"
-    registry = Registry(root)
-    version = registry.register(model_dir, write_metrics(accuracy=0.8, auc={"weighted": 0.9}, ece=float("nan")), run_id="run-x")
-    registry.promote(version.version, "accuracy")
-    env = cli_env(BENTOML_HOME=str(tmp_path / "bentoml"), SKINATTN_REGISTRY=str(root))
-
-    exported = skinattn("registry", "export-bentoml", "production", env=env)
-    assert exported.returncode == 0, exported.stderr
-    assert exported.stdout.strip() == "skinattn:v1"
-    again = skinattn("registry", "export-bentoml", "v1", env=env)
-    assert again.returncode == 0 and again.stdout.strip() == "skinattn:v1"  # idempotent
-
-    probe = (
-        "import bentoml, json, os\n"
-        "m = bentoml.models.get('skinattn:v1')\n"
-        "print(json.dumps({'files': sorted(os.listdir(m.path)), 'labels': m.info.labels, 'metadata': m.info.metadata}))\n"
-    )
-    shown = subprocess.run([PYTHON, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
-    assert shown.returncode == 0, shown.stderr
-    info = json.loads(shown.stdout)
-    assert {"model.safetensors", "model.json", "metrics.json"} <= set(info["files"])
-    assert info["labels"] == {"registry_version": "v1", "arch": "resnet10t", "soft_attention": "true"}
-    meta = info["metadata"]
-    assert meta["version"] == "v1" and meta["run_id"] == "run-x"
-    assert meta["metrics"] == {"accuracy": 0.8, "auc.weighted": 0.9} and meta["non_finite_metrics"] == ["ece"]
-    assert meta["input_size"] == 32
-    assert meta["class_names"] == version.class_names
-    assert meta["weights_sha256"] == version.files["model.safetensors"].sha256
-    assert (tmp_path / "bentoml" / "models" / "skinattn" / "v1" / "model.safetensors").read_bytes() == (
-        model_dir / "model.safetensors"
-    ).read_bytes()
-
-    # Another registry's v1 with other weights must not silently take or replace that tag.
-    torch.manual_seed(1)
-    other_model = save_model(create_model("resnet10t", img_size=32), tmp_path / "other-model")
-    other_root = tmp_path / "other-reg"
-    Registry(other_root).register(other_model, {"accuracy": 0.5})
-    clash = skinattn("registry", "export-bentoml", "v1", "--root", str(other_root), env=env)
-    assert clash.returncode == 2 and "already exists with different weights" in clash.stderr
-    renamed = skinattn("registry", "export-bentoml", "v1", "--root", str(other_root), "--name", "skinattn-other", env=env)
-    assert renamed.returncode == 0 and renamed.stdout.strip() == "skinattn-other:v1"
-
-
 def test_the_core_library_and_the_cli_do_not_import_bentoml() -> None:
     code = (
         "import sys\n"
@@ -141,15 +96,16 @@ def test_the_core_library_and_the_cli_do_not_import_bentoml() -> None:
         "print(','.join(m for m in ('bentoml', 'kfp', 'torch') if m in sys.modules))\n"
         "from skinattn.cli import build_parser\n"
         "build_parser()\n"
-        "print(','.join(m for m in ('bentoml', 'skinattn.registry.bentoml_export') if m in sys.modules))\n"
+        "print(','.join(m for m in ('bentoml', 'kfp', 'serving') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    # Listing and promoting need neither torch nor BentoML; building the whole CLI must not pull BentoML in.
+    # Listing and promoting need neither torch nor BentoML; building the whole CLI must pull in neither BentoML
+    # nor kfp nor the serving package (exporting to BentoML is `python -m serving export`, tests/serving).
     assert result.stdout.splitlines() == ["", ""]
 
 
-@pytest.mark.parametrize("action", ["register", "list", "show", "promote", "export-bentoml"])
+@pytest.mark.parametrize("action", ["register", "list", "show", "promote"])
 def test_help_of_every_action(action: str) -> None:
     result = skinattn("registry", action, "--help")
     assert result.returncode == 0 and "--root" in result.stdout

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from _registry_helpers import PYTHON, cli_env
 
-from skinattn.data import sources
 from skinattn.registry import Registry
 
 
@@ -59,11 +58,6 @@ def test_concurrent_promotions_end_with_the_best_and_a_consistent_log(
     assert sum(d.promoted for d in decisions) == len(log)
 
 
-def _forget_inherited_s3_clients() -> None:
-    # A forked child must not reuse the parent's pooled HTTP connections (siblings would interleave
-    # requests on one socket): drop the cached boto3 clients so each child opens its own.
-    sources._s3_clients.clear()
-
 
 def _register_in_child(root: str, model_dir: Path, metrics: Path, run_id: str) -> str:
     return Registry(root).register(model_dir, metrics, run_id=run_id).version
@@ -77,7 +71,7 @@ def test_forked_processes_registering_at_once_all_get_distinct_versions(
     # fork: the children inherit the already-imported libraries, so the test stays fast; each child has
     # its own interpreter state and file descriptors, so the only thing they share is the storage.
     context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(runs, context, initializer=_forget_inherited_s3_clients) as pool:
+    with concurrent.futures.ProcessPoolExecutor(runs, context) as pool:
         returned = list(pool.map(_register_in_child, [registry_root] * runs, [model_dir] * runs, metrics,
                                  [f"proc-{i}" for i in range(runs)]))
 

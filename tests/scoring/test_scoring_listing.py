@@ -12,6 +12,7 @@ from _scoring_fixtures import jpeg_bytes, make_archive, zip_folder
 from skinattn.errors import DataError
 from skinattn.scoring import ShardManifest, list_archive, parse_shard, split_shards, write_shard_manifests
 from skinattn.scoring.listing import assign_ids
+from skinattn.scoring.shards import check_listing_accounted_for
 
 
 def test_isic_download_folder_lists_images_with_labels(archive: tuple[Path, dict[str, str]]) -> None:
@@ -100,3 +101,10 @@ def test_shard_manifest_of_another_format_is_refused(tmp_path: Path) -> None:
     path.write_text('{"format": "other"}')
     with pytest.raises(DataError, match="not a skinattn shard manifest"):
         ShardManifest.read(path)
+
+
+def test_a_merge_must_account_for_every_listed_image() -> None:
+    listing = {"listed": 21}
+    check_listing_accounted_for(listing, scored=20, errors=1)  # every item scored or in the errors file
+    with pytest.raises(DataError, match=r"account for 20 image\(s\) but 21 were listed"):
+        check_listing_accounted_for(listing, scored=19, errors=1)

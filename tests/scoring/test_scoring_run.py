@@ -12,7 +12,7 @@ import pytest
 from _scoring_fixtures import PYTHON, REPO, cli_env, jpeg_bytes, make_archive, upload_folder, zip_folder
 
 from skinattn.constants import HAM10000_CLASSES
-from skinattn.data.sources import open_image
+from skinattn.data.images import open_image
 from skinattn.errors import DataError
 from skinattn.inference import Predictor
 from skinattn.scoring import OutputPaths, ScoreSettings, merge_outputs, score_source

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _scoring_fixtures import make_archive
 
-from skinattn.data import sources
+from skinattn import storage
 from skinattn.data.ingest import ingest
 from skinattn.data.synthetic import make_sample_dataset
 from skinattn.errors import DataError
@@ -50,7 +50,7 @@ def test_a_device_is_refused_by_name_even_through_a_link_inside_the_folder(tmp_p
     os.symlink("/dev/zero", tmp_path / "dev" / "zero")
     (tmp_path / "zero.jpg").symlink_to(tmp_path / "dev" / "zero")
     with pytest.raises(DataError, match=r"zero\.jpg: a character device, not a regular file; refused"):
-        sources.read_bytes(str(tmp_path / "zero.jpg"))
+        storage.read_bytes(str(tmp_path / "zero.jpg"))
 
 
 @pytest.mark.timeout(120)
@@ -70,9 +70,9 @@ def test_score_reports_a_fifo_as_an_error_row(model_dir: Path, tmp_path: Path) -
 def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
     big = tmp_path / "big.jpg"
     big.write_bytes(b"\xff" * 1000)
-    monkeypatch.setattr(sources, "DEFAULT_MAX_FILE_BYTES", 999)
+    monkeypatch.setenv("SKINATTN_MAX_FILE_BYTES", "999")
     with pytest.raises(DataError, match=r"big\.jpg: 1,000 bytes, over the limit of 999 for one file"):
-        sources.read_bytes(str(big))
+        storage.read_bytes(str(big))
 
 
 def _zip_with_bomb(tmp_path: Path, name: str = "ISIC_9999999.jpg", size: int = 32 * 1024**2) -> tuple[Path, dict]:
@@ -91,9 +91,9 @@ def _zip_with_bomb(tmp_path: Path, name: str = "ISIC_9999999.jpg", size: int = 3
 
 def test_a_zip_bomb_member_is_refused_before_it_is_decompressed(model_dir: Path, tmp_path: Path) -> None:
     archive, labels = _zip_with_bomb(tmp_path)
-    location = sources.zip_location(archive, "ISIC_9999999.jpg")
+    location = storage.zip_location(archive, "ISIC_9999999.jpg")
     with pytest.raises(DataError, match=r"ISIC_9999999\.jpg: expands [\d,]+:1 .* over the cap of 100:1"):
-        sources.read_bytes(location)
+        storage.read_bytes(location)
 
     result = score_source(str(archive), tmp_path / "predictions.csv", str(model_dir), FAST)
     errors = read_table(result.errors)
@@ -103,12 +103,12 @@ def test_a_zip_bomb_member_is_refused_before_it_is_decompressed(model_dir: Path,
 
 def test_zip_limits_can_be_set_by_the_user(tmp_path: Path, monkeypatch) -> None:
     archive, _ = _zip_with_bomb(tmp_path, size=2 * 1024**2)
-    location = sources.zip_location(archive, "ISIC_9999999.jpg")
+    location = storage.zip_location(archive, "ISIC_9999999.jpg")
     monkeypatch.setenv("SKINATTN_MAX_COMPRESSION_RATIO", "100000")
-    assert len(sources.read_bytes(location)) == 2 * 1024**2  # allowed: a genuine, very compressible file
+    assert len(storage.read_bytes(location)) == 2 * 1024**2  # allowed: a genuine, very compressible file
     monkeypatch.setenv("SKINATTN_MAX_FILE_BYTES", str(1024**2))
     with pytest.raises(DataError, match=r"2,097,152 bytes, over the limit of 1,048,576 for one file"):
-        sources.read_bytes(location)
+        storage.read_bytes(location)
     monkeypatch.setenv("SKINATTN_MAX_FILE_BYTES", "lots")
     with pytest.raises(DataError, match=r"SKINATTN_MAX_FILE_BYTES='lots': expected a positive whole number"):
-        sources.read_bytes(location)
+        storage.read_bytes(location)

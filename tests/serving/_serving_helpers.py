@@ -1,10 +1,10 @@
 """Helpers for the serving tests (imported by conftest.py and the tests; not a conftest, so the name is unique).
 
-A real ``skinattn serve`` (hence ``bentoml serve``) subprocess on 127.0.0.1 with a tiny model.
+A real ``python -m serving serve`` (hence ``bentoml serve``) subprocess on 127.0.0.1 with a tiny model.
 
 The model (resnet10t, with Soft Attention unless asked otherwise, 64 px input, random weights) is
-registered in a temporary registry and promoted; ``skinattn serve`` exports it to a temporary
-``BENTOML_HOME`` through the registry's BentoML bridge and execs ``bentoml serve``. The server is started
+registered in a temporary registry and promoted; ``python -m serving serve`` exports it to a temporary
+``BENTOML_HOME`` (``serving/export.py``) and execs ``bentoml serve``. The server is started
 once per test module (:func:`running_server`), and the HTTP helpers below are shared by the test modules.
 """
 
@@ -120,13 +120,13 @@ def stop(process: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def running_server(root: Path, soft_attention: bool = True, warmup_passes: int = WARMUP_PASSES,
                    **env: str) -> Iterator[Server]:  # fmt: skip
-    """``skinattn serve`` of a freshly registered tiny model, ready (``/readyz`` 200) on a free port;
+    """``python -m serving serve`` of a freshly registered tiny model, ready (``/readyz`` 200) on a free port;
     stopped on exit. Fails the test, with the server's log, when it exits or is not ready in time."""
     model_dir, registry = make_registered_model(root, soft_attention=soft_attention)
     port = free_port()
     log = root / "server.log"
     env = serving_env(root / "bentoml", SKINATTN_WARMUP_PASSES=str(warmup_passes), **env)
-    command = [sys.executable, "-m", "skinattn", "serve", "--root", str(registry), "--model", "production",
+    command = [sys.executable, "-m", "serving", "serve", "--root", str(registry), "--model", "production",
                "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow  # starts a server
 
 @pytest.fixture(scope="module")
 def baseline_server(tmp_path_factory: pytest.TempPathFactory):
-    """``skinattn serve`` of the baseline (soft_attention=False) of the tiny test model; one warm-up pass
+    """``python -m serving serve`` of the baseline (soft_attention=False) of the tiny test model; one warm-up pass
     is enough here (the 503-before-ready window is tested on the SA server)."""
     with running_server(tmp_path_factory.mktemp("baseline"), soft_attention=False, warmup_passes=1) as running:
         yield running

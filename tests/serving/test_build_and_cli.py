@@ -1,4 +1,4 @@
-"""``skinattn serve`` up to the point where it execs BentoML, and ``bentoml build`` of the serving bento."""
+"""``python -m serving serve`` up to the point where it execs BentoML, and ``bentoml build`` of the serving bento."""
 
 from __future__ import annotations
 
@@ -18,20 +18,20 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 def test_serve_dry_run_exports_a_model_folder_and_prints_the_bentoml_command(tmp_path):
     model_dir, _ = make_registered_model(tmp_path)
     env = serving_env(tmp_path / "bentoml")
-    result = run([sys.executable, "-m", "skinattn", "serve", "--model", str(model_dir), "--port", "3999", "--dry-run"], env)
+    result = run([sys.executable, "-m", "serving", "serve", "--model", str(model_dir), "--port", "3999", "--dry-run"], env)
     assert result.returncode == 0, result.stderr
     assert "bentoml serve serving.service:SkinattnClassifier --host 127.0.0.1 --port 3999" in result.stdout
     tag = result.stderr.split("SKINATTN_MODEL_TAG=")[1].split(")")[0]
     assert tag.startswith("skinattn:local-")
     exported = next((tmp_path / "bentoml" / "models" / "skinattn").glob("local-*"))
     assert sorted(p.name for p in exported.iterdir() if p.suffix in {".json", ".safetensors"}) == ["model.json", "model.safetensors"]
-    again = run([sys.executable, "-m", "skinattn", "serve", "--model", str(model_dir), "--dry-run"], env)
+    again = run([sys.executable, "-m", "serving", "serve", "--model", str(model_dir), "--dry-run"], env)
     assert again.returncode == 0 and tag in again.stderr  # same weights: the same BentoML model, not a new one
 
 
 def test_serve_names_a_missing_registry_version(tmp_path):
     _, registry = make_registered_model(tmp_path)
-    result = run([sys.executable, "-m", "skinattn", "serve", "--root", str(registry), "--model", "v9", "--dry-run"],
+    result = run([sys.executable, "-m", "serving", "serve", "--root", str(registry), "--model", "v9", "--dry-run"],
                  serving_env(tmp_path / "bentoml"))
     assert result.returncode == 2
     assert "no version v9" in result.stderr and "Traceback" not in result.stderr
@@ -41,7 +41,7 @@ def test_serve_names_a_missing_registry_version(tmp_path):
 def test_bentoml_build_packs_the_service_and_the_model(tmp_path):
     _, registry = make_registered_model(tmp_path)
     env = serving_env(tmp_path / "bentoml")
-    export = run([sys.executable, "-m", "skinattn", "registry", "export-bentoml", "production", "--root", str(registry)], env)
+    export = run([sys.executable, "-m", "serving", "export", "--model", "production", "--root", str(registry)], env)
     assert export.returncode == 0, export.stderr
     tag = export.stdout.strip()
     env["SKINATTN_MODEL_TAG"] = tag

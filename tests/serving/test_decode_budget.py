@@ -37,24 +37,29 @@ def test_a_budget_smaller_than_one_image_is_refused():
 
 @pytest.mark.slow
 def test_concurrent_large_images_beyond_the_budget_get_503_with_retry_after(tmp_path):
-    # Budget for exactly one 2000×2000 image: of 8 uploads released together, those that arrive while
+    # Budget for exactly one 2000×2000 PNG: of 8 uploads released together, those that arrive while
     # another is being decoded are turned away; the others are classified, and the server stays healthy.
+    # The same picture as a JPEG is decoded (and charged) at 1/8 scale for the model: all 8 fit at once.
     side = 2000
     env = {"SKINATTN_MAX_PIXELS": str(side * side), "SKINATTN_DECODE_BUDGET_PIXELS": str(side * side),
            "SKINATTN_MAX_UPLOAD_BYTES": str(4_000_000)}  # fmt: skip
     ramp = np.linspace(0, 255, side, dtype=np.uint8)
     picture = Image.fromarray(np.stack([np.tile(ramp, (side, 1))] * 3, axis=-1))
-    data = encode(picture, "JPEG")
+    data, jpeg = encode(picture, "PNG"), encode(picture, "JPEG")
     with running_server(tmp_path, **env) as server:
-        start = threading.Barrier(8)
 
-        def send(_: int):
-            with server.client() as client:
-                start.wait()
-                return post_image(client, data)
+        def burst(payload: bytes) -> list:
+            start = threading.Barrier(8)
 
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(send, range(8)))
+            def send(_: int):
+                with server.client() as client:
+                    start.wait()
+                    return post_image(client, payload)
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                return list(pool.map(send, range(8)))
+
+        answers = burst(data)
         codes = sorted(a.status_code for a in answers)
         assert set(codes) <= {200, 503} and 200 in codes, codes
         busy = [a for a in answers if a.status_code == 503]
@@ -64,3 +69,4 @@ def test_concurrent_large_images_beyond_the_budget_get_503_with_retry_after(tmp_
             assert "busy decoding other images" in answer.json()["error"]
         with server.client() as client:  # the budget was returned: alone, the same image fits
             assert post_image(client, data).status_code == 200
+        assert [a.status_code for a in burst(jpeg)] == [200] * 8

@@ -90,3 +90,19 @@ def test_attention_wanted_refuses_other_values_naming_them(form, query, words):
     with pytest.raises(BadOption, match="attention") as caught:
         attention_wanted(form, query)
     assert words in str(caught.value)
+
+
+def test_a_large_jpeg_is_charged_and_decoded_at_the_model_size_a_png_in_full():
+    """The endpoint decodes a JPEG at the smallest DCT scale that keeps the model's input size (issue 11,
+    item 4), and charges the decode budget only that; the declared size still decides 413."""
+    from serving.upload import upload_pixels
+
+    big = jpeg((1600, 1200))
+    assert upload_pixels(big, 10**8, 2_000_000) == 1600 * 1200
+    assert upload_pixels(big, 10**8, 2_000_000, at_least=64) == 200 * 150  # 1/8 scale
+    assert read_upload(big, 10**8, 2_000_000, at_least=64).size == (200, 150)
+    with pytest.raises(UploadRejected, match="over the limit of 1,000,000 pixels"):
+        upload_pixels(big, 10**8, 1_000_000, at_least=64)
+    buffer = io.BytesIO()
+    Image.new("RGB", (1600, 1200)).save(buffer, format="PNG")
+    assert upload_pixels(buffer.getvalue(), 10**8, 2_000_000, at_least=64) == 1600 * 1200

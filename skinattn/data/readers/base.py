@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from skinattn.data.sources import Entry
+from skinattn.storage import Entry
 from skinattn.errors import DataError
 
 # Internal column: where a row came from ("HAM10000_metadata.csv:5", the line number). Not written out.

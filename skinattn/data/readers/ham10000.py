@@ -11,7 +11,7 @@ import pandas as pd
 
 from skinattn.constants import HAM10000_CLASSES
 from skinattn.data.readers.base import Collection, find_table, read_table, require_columns
-from skinattn.data.sources import Entry
+from skinattn.storage import Entry
 
 FORMAT = "ham10000"
 DX_COLUMNS: tuple[str, ...] = ("lesion_id", "image_id", "dx")

@@ -19,7 +19,7 @@ from skinattn.data.readers.base import (
     read_table,
     require_columns,
 )
-from skinattn.data.sources import Entry
+from skinattn.storage import Entry
 
 FORMAT = "isic2017"
 TASKS: dict[str, tuple[str, ...]] = {"3class": ("mel", "nv", "sk"), "2class": ("nv", "sk")}

@@ -23,7 +23,7 @@ from skinattn.data.readers.base import (
     require_columns,
 )
 from skinattn.data.readers.ham10000 import DX_COLUMNS, rows_from_dx_table
-from skinattn.data.sources import Entry
+from skinattn.storage import Entry
 
 FORMAT = "isic2018"
 ONE_HOT_COLUMNS: dict[str, str] = {code.upper(): code for code in HAM10000_CLASSES}

@@ -21,7 +21,7 @@ import re
 
 from skinattn.constants import HAM10000_CLASSES
 from skinattn.data.readers.base import WHERE, Collection, Exclusion, find_table, read_table, require_columns
-from skinattn.data.sources import Entry
+from skinattn.storage import Entry
 
 FORMAT = "isic-archive"
 NEW_SCHEMA_COLUMNS: tuple[str, ...] = tuple(f"diagnosis_{level}" for level in range(1, 6))

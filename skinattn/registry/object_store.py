@@ -1,4 +1,4 @@
-"""The registry's storage layer: four operations on immutable objects, for a local folder and for S3.
+"""The registry's object store: four operations on immutable objects, for a local folder and for S3.
 
 The registry never overwrites an object. Everything it needs, including the switch of the production
 pointer, is built on one primitive that both backends provide atomically:
@@ -25,8 +25,9 @@ from pathlib import Path, PurePosixPath
 
 from skinattn.errors import DataError
 from skinattn.registry.errors import ObjectNotFound, RegistryError
+from skinattn.storage import s3
+from skinattn.storage.entries import S3_SCHEME, parse_s3_uri
 
-S3_SCHEME = "s3://"
 FILE_SCHEME = "file://"
 # AWS answers 409 ConditionalRequestConflict when two conditional writes to one key race; the loser
 # should simply try again (and will then usually get 412 because the winner's object exists).
@@ -132,14 +133,12 @@ class LocalStore(ObjectStore):
 class S3Store(ObjectStore):
     """Objects in an S3 (or S3-compatible: MinIO, moto) bucket under a key prefix.
 
-    The client comes from :func:`skinattn.data.sources.s3_client`, so endpoint, region and credentials are
-    read from the standard ``AWS_*`` environment variables (``AWS_ENDPOINT_URL`` for MinIO). The bucket
-    must exist: creating buckets is an infrastructure decision, not the registry's.
+    The client is the project's one S3 client (:func:`skinattn.storage.s3.client`), so endpoint, region and
+    credentials are read from the standard ``AWS_*`` environment variables (``AWS_ENDPOINT_URL`` for MinIO).
+    The bucket must exist: creating buckets is an infrastructure decision, not the registry's.
     """
 
     def __init__(self, uri: str) -> None:
-        from skinattn.data.sources import parse_s3_uri  # reuse the project's one S3 URI/client code
-
         try:
             self.bucket, prefix = parse_s3_uri(uri)
         except DataError as exc:
@@ -147,80 +146,56 @@ class S3Store(ObjectStore):
         self.prefix = prefix.strip("/")
         self.uri = f"{S3_SCHEME}{self.bucket}/{self.prefix}".rstrip("/")
 
-    @property
-    def _client(self):  # noqa: ANN202 - botocore generates the client class at run time
-        from skinattn.data.sources import s3_client
-
-        return s3_client()
-
     def _key(self, key: str) -> str:
         key = check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _error(self, key: str, exc: Exception) -> RegistryError:
-        response = getattr(exc, "response", None) or {}
-        error = response.get("Error", {})
-        code = error.get("Code")
+    def _error(self, key: str, exc: BaseException) -> RegistryError:
         where = f"{S3_SCHEME}{self.bucket}/{self._key(key) if key else self.prefix}"
-        if code == "NoSuchBucket":
+        if s3.error_code(exc) == "NoSuchBucket":
             return RegistryError(f"{where}: bucket {self.bucket!r} does not exist (create it first)")
-        reason = f"{code}: {error.get('Message', '')}".rstrip(": ") if code else str(exc)
-        return RegistryError(f"{where}: S3 request failed ({reason})")
+        return RegistryError(f"{where}: S3 request failed ({s3.error_reason(exc)})")
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+                s3.client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
                 return True
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
+            except s3.failures() as exc:
+                code = s3.error_code(exc)
                 if code == "PreconditionFailed":
                     return False
                 if code == "ConditionalRequestConflict" and attempt + 1 < _CONFLICT_RETRIES:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise self._error(key, exc) from exc
-            except BotoCoreError as exc:
-                raise self._error(key, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def get(self, key: str) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return s3.client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except s3.failures() as exc:
+            if s3.error_code(exc) in {"NoSuchKey", "404"}:
                 raise ObjectNotFound(f"{S3_SCHEME}{self.bucket}/{self._key(key)}: no such object in the registry") from exc
-            raise self._error(key, exc) from exc
-        except BotoCoreError as exc:
             raise self._error(key, exc) from exc
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            s3.client().head_object(Bucket=self.bucket, Key=self._key(key))
             return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        except s3.failures() as exc:
+            if s3.error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return False
-            raise self._error(key, exc) from exc
-        except BotoCoreError as exc:
             raise self._error(key, exc) from exc
 
     def list(self, prefix: str) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         full = self._key(prefix) + "/"
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys: list[str] = []
         try:
-            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            for page in s3.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
-        except (BotoCoreError, ClientError) as exc:
+        except s3.failures() as exc:
             raise self._error(prefix, exc) from exc
         return sorted(keys)
 

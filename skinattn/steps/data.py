@@ -1,0 +1,40 @@
+"""Steps of the data components (``components/data.py``): ingest a collection, prepare it for training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from skinattn.errors import DataError
+
+
+def ingest_step(data_uri: str, data_format: str, out: str | Path) -> dict[str, Any]:
+    """Read and validate a collection into a manifest folder; refuse (DataError) when validation failed.
+
+    Rows with problems are never dropped silently: any problem fails the step with every problem listed,
+    so a pipeline never trains on a partly broken data set without someone deciding so.
+    """
+    from skinattn.data.ingest import ingest, summarise
+
+    result = ingest(data_uri, data_format, out, on_error="fail", progress=False)
+    print(summarise(result.report))
+    if not result.ok:
+        raise DataError(f"ingest of {data_uri} ({data_format}) failed validation; see {result.report_path}")
+    return {"images": int(result.report["rows_written"]), "status": result.status}
+
+
+def prepare_step(manifest: str | Path, out: str | Path, seed: int, cache_size: int | None) -> dict[str, Any]:
+    """Split (grouped by lesion, stratified), balance train, and build the resize cache at ``cache_size``.
+
+    Building the cache here puts it inside the prepared data set, so training finds it and every retry or
+    cached re-run of the train step skips the decoding.
+    """
+    from skinattn.data.balance import BalanceSpec
+    from skinattn.data.prepare import prepare
+    from skinattn.data.splits import SplitSpec
+
+    result = prepare(
+        manifest, out, SplitSpec(seed=seed), BalanceSpec(seed=seed), cache_size=cache_size or None, progress=False
+    )
+    print(result.table)
+    return result.counts

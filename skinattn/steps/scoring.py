@@ -1,0 +1,168 @@
+"""Steps of the batch-scoring components (``components/scoring.py``): pin the model, list and shard the
+archive, score one shard, merge the shards, summarise and publish the result.
+
+The scoring itself, the shard files and the checks of a merge are in :mod:`skinattn.scoring`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from skinattn.errors import DataError
+from skinattn.steps.evaluation import METRICS_FILE, TABLE_FILE
+
+SHARD_PREDICTIONS_FILE = "predictions.parquet"  # typed and compact between tasks; the merge picks the final format
+SCORE_OUTPUT_FORMATS = ("csv", "parquet")
+# Pod logs are not terminals: one progress line every this many seconds instead of ten a second.
+POD_PROGRESS_INTERVAL_S = "30"
+
+
+def resolve_scoring_model(model: str, registry_root: str) -> str:
+    """The model every shard uses: a model folder as given, or the registry version that ``model`` names now.
+
+    ``production`` and ``latest`` are resolved ONCE, here (:func:`skinattn.scoring.pin_model`), so that a
+    promotion while the shards run cannot give two shards two different models (the merge would refuse them).
+    """
+    from skinattn.scoring.model_source import pin_model
+
+    pinned = pin_model(model, registry_root or None)
+    if pinned.record is None:
+        print(f"model folder {model}")
+    else:
+        print(f"model {model!r} in {registry_root} is {pinned.name}")
+    return pinned.name
+
+
+def shard_archive_step(source_uri: str, num_shards: int, out: str | Path) -> list[str]:
+    """List ``source_uri`` once and write one manifest per shard into ``out``, and beside them what was listed;
+    return the manifests' file names in shard order (what the pipeline fans out over)."""
+    from skinattn.fileio import write_json
+    from skinattn.scoring import list_archive, write_shard_manifests
+    from skinattn.scoring.shards import SHARD_LISTING_FILE, listing_summary
+
+    count = int(num_shards)  # kfp.local hands numbers over as floats
+    if count < 1:
+        raise DataError(f"num_shards must be at least 1, got {num_shards}")
+    listing = list_archive(source_uri)
+    summary = listing_summary(listing, write_shard_manifests(listing, count, out))
+    write_json(Path(out) / SHARD_LISTING_FILE, summary)
+    print(f"{source_uri}: {summary['listed']} image(s) in {count} shard(s)")
+    return summary["shards"]
+
+
+def score_shard_step(
+    shards_dir: str | Path,
+    shard_name: str,
+    model: str,
+    registry_root: str,
+    out: str | Path,
+    *,
+    batch_size: int,
+    workers: int,
+    gpus: int,
+) -> dict[str, Any]:
+    """Score one shard manifest of ``shards_dir`` into the folder ``out`` (predictions, errors, shard.json).
+
+    ``gpus`` 0 scores on the CPU; 1 on the GPU the task was given (CUDA when visible: under kfp.local on a
+    machine without one, the CPU, with a warning). A shard runs on one device, so more GPUs per shard
+    would sit idle: use more shards instead.
+    """
+    import os
+
+    import torch
+
+    gpus = int(gpus)
+    if gpus not in (0, 1):
+        raise DataError(f"gpus_per_shard={gpus}: a shard is scored on one device; use 0 (CPU) or 1 and more shards")
+    if gpus and not torch.cuda.is_available():
+        print("warning: gpus_per_shard=1 but no CUDA device is visible; scoring this shard on the CPU", file=sys.stderr)
+    # Before skinattn.scoring is imported: tqdm reads its TQDM_* environment once, when it is first imported.
+    os.environ.setdefault("TQDM_MININTERVAL", POD_PROGRESS_INTERVAL_S)
+    from skinattn.fileio import write_json
+    from skinattn.scoring import ScoreSettings, ShardManifest, score_shard
+    from skinattn.scoring.shards import SHARD_RESULT_FILE
+
+    manifest = ShardManifest.read(Path(shards_dir) / shard_name)
+    settings = ScoreSettings(
+        batch_size=int(batch_size), workers=int(workers), device="auto" if gpus else "cpu",
+        evaluate=False, n_bootstrap=0, progress=True,
+    )  # fmt: skip
+    out = Path(out)
+    result = score_shard(manifest, out / SHARD_PREDICTIONS_FILE, model=model, settings=settings,
+                         registry_root=registry_root or None)  # fmt: skip
+    info = {
+        "shard": manifest.name,
+        "index": manifest.index,
+        "count": manifest.count,
+        "source": manifest.source,
+        "model_version": result.model_version,
+        "scored": result.scored,
+        "errors": result.failed,
+    }
+    write_json(out / SHARD_RESULT_FILE, info)
+    print(f"{manifest.name}: scored {result.scored}, errors {result.failed}, model {result.model_version}")
+    return info
+
+
+def merge_shards_step(
+    shards_dir: str | Path, scored_dirs: list[str], out_dir: str | Path, output_format: str, bootstrap: int
+) -> dict[str, Any]:
+    """Merge the scored shards, in shard order, into ``out_dir/predictions.<output_format>`` and the files
+    ``skinattn score`` writes beside it (``_isic.csv``, ``_errors.csv``, ``_summary.json``, ``_eval/`` when
+    the archive carries labels); returns the summary plus the listing's counts."""
+    from skinattn.fileio import write_json
+    from skinattn.scoring import ScoreSettings, merge_outputs
+    from skinattn.scoring.shards import SHARD_LISTING_FILE, check_listing_accounted_for, shards_in_order
+
+    fmt = output_format.strip().lower().lstrip(".")
+    if fmt not in SCORE_OUTPUT_FORMATS:
+        raise DataError(f"output_format={output_format!r}: choose one of {', '.join(SCORE_OUTPUT_FORMATS)}")
+    listing = json.loads((Path(shards_dir) / SHARD_LISTING_FILE).read_text(encoding="utf-8"))
+    ordered = shards_in_order(listing, scored_dirs)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    settings = ScoreSettings(n_bootstrap=int(bootstrap), progress=False)
+    shard_files = [folder / SHARD_PREDICTIONS_FILE for folder, _ in ordered]
+    result = merge_outputs(shard_files, Path(out_dir) / f"predictions.{fmt}", settings)
+    summary = json.loads(result.summary.read_text(encoding="utf-8"))
+    summary |= {key: listing[key] for key in ("source", "listed", "skipped_non_images", "labels_file", "num_shards")}
+    summary["merged_from"] = [info["shard"] for _, info in ordered]
+    check_listing_accounted_for(listing, summary["scored"], summary["errors"])
+    # The folder is published and downloaded elsewhere: name its files relative to it in the file...
+    relative = {key: None if summary[key] is None else Path(summary[key]).name
+                for key in ("predictions", "isic_predictions", "errors_file", "evaluation")}  # fmt: skip
+    write_json(result.summary, summary | relative)
+    return summary  # ...and return the paths of this machine to the caller
+
+
+def write_scoring_summary(summary: dict[str, Any], out: str | Path) -> str:
+    """Write (and return) the Markdown the KFP UI shows for a merged run: counts, model version, errors,
+    and the evaluation's headline and per-class table when the archive carried labels."""
+    from skinattn.fileio import atomic_open
+
+    evaluation_dir = summary.get("evaluation")
+    lines = [
+        "# Batch scoring",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| source | `{summary['source']}` |",
+        f"| model version | `{summary['model_version']}` |",
+        f"| images listed | {summary['listed']} |",
+        f"| scored | {summary['scored']} |",
+        f"| errors (refused or unreadable) | {summary['errors']} |",
+        f"| labelled | {summary['labelled']} |",
+        f"| non-image files skipped | {summary['skipped_non_images']} |",
+        f"| shards | {summary['num_shards']} |",
+    ]
+    if evaluation_dir is not None:
+        metrics = json.loads((Path(evaluation_dir) / METRICS_FILE).read_text(encoding="utf-8"))
+        lines += ["", f"## Evaluation on the {metrics['num_samples']} labelled image(s)", ""]
+        lines += [f"accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}", ""]
+        lines.append((Path(evaluation_dir) / TABLE_FILE).read_text(encoding="utf-8").strip())
+    text = "\n".join(lines) + "\n"
+    with atomic_open(out) as handle:  # creates the artifact's folder when needed
+        handle.write(text)
+    return text
