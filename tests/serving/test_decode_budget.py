@@ -30,6 +30,33 @@ def test_reservations_add_up_and_are_returned():
     assert budget.in_use == 0
 
 
+def test_the_heap_is_trimmed_once_when_the_last_decode_of_a_large_burst_ends(monkeypatch):
+    from serving import decode_budget
+
+    trims = []
+    monkeypatch.setattr(decode_budget, "return_freed_memory", lambda: trims.append(budget.in_use))
+    large, small = decode_budget.TRIM_FROM_PIXELS, decode_budget.TRIM_FROM_PIXELS - 1
+    budget = DecodeBudget(3 * large, large)
+    with budget.reserve(large):
+        with budget.reserve(large):
+            pass
+        assert trims == []  # another decode is still filling its pages: not now
+    assert trims == [0]  # the burst is over: once
+    with budget.reserve(small):
+        pass
+    assert trims == [0]  # small decodes alone never pay for a trim
+    with pytest.raises(RuntimeError), budget.reserve(large):
+        raise RuntimeError("decode failed")
+    assert trims == [0, 0]  # a failed large decode freed its memory too
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_freed_memory_can_be_returned_on_this_c_library():
+    from serving.decode_budget import return_freed_memory
+
+    assert return_freed_memory() is True  # glibc here and in the images: malloc_trim exists
+
+
 def test_a_budget_smaller_than_one_image_is_refused():
     with pytest.raises(ValueError, match="smaller than one allowed image"):
         DecodeBudget(10, 11)
