@@ -17,16 +17,31 @@ What "agree" means:
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run as a script from the tool venv, where the project is not installed
-    sys.path.insert(0, str(REPO_ROOT))
 
-from skinattn_components import cluster, image  # noqa: E402  (needs the path set above)
+
+def _wrappers_from_the_checkout() -> None:
+    """Make ``skinattn_components`` importable from ``components/`` when run from the tool venv, where the
+    project is not installed (the folder's name is not the package's: see pyproject.toml)."""
+    if importlib.util.find_spec("skinattn_components") is not None:
+        return
+    folder = REPO_ROOT / "components"
+    spec = importlib.util.spec_from_file_location(
+        "skinattn_components", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["skinattn_components"] = module
+    spec.loader.exec_module(module)
+
+
+_wrappers_from_the_checkout()
+from skinattn_components import cluster, image  # noqa: E402  (needs the loader above)
 
 POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 

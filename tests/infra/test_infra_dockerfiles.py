@@ -78,11 +78,11 @@ def test_gpu_base_cuda_matches_the_torch_build():
     assert TORCH_INDEX["cpu"] == build_arg(cpu, "PIP_EXTRA_INDEX_URL") and TORCH_INDEX["cpu"].endswith("/whl/cpu")
 
 
-def test_build_context_keeps_out_everything_but_the_package():
+def test_build_context_keeps_out_everything_but_the_distribution_sources():
     lines = [l for l in (REPO_ROOT / ".dockerignore").read_text().splitlines() if l and not l.startswith("#")]
     assert lines[0] == "*", "allow-list: deny everything first"
     allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "skinattn"}
+    assert allowed == {"pyproject.toml", "README.md", "skinattn", "components", "pipelines"}
     for dockerfile in DOCKERFILES:
         copied = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile.read_text(), flags=re.MULTILINE)
         sources = {src.rstrip("/") for line in copied for src in line.split()}
