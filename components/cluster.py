@@ -1,4 +1,4 @@
-"""Cluster conventions that pipelines must match: GPU node pool, S3 settings, namespaces.
+"""Cluster conventions that pipelines must match: GPU node pool, S3 settings, namespaces, pipeline root.
 
 Defaults come from ``infra/cluster.env``, which the Kubernetes manifests under ``infra/k8s`` follow (the
 checks in ``tests/infra`` and ``make lint-infra`` compare them); an environment variable of the same name
@@ -15,6 +15,7 @@ overrides a value at compile time. Typical use in a pipeline, with ``kfp.kuberne
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from skinattn_components.envfile import INFRA_DIR, ConventionFileError, setting, setting_list
@@ -86,6 +87,47 @@ def s3_settings() -> S3Settings:
     )
 
 
+@dataclass(frozen=True)
+class TaskTimeouts:
+    """The pods' time limits (activeDeadlineSeconds), in seconds, per kind of pipeline task.
+
+    ``kfp.kubernetes.set_timeout`` takes a number fixed at compile time, not a pipeline parameter: these come
+    from ``infra/cluster.env`` (``SKINATTN_TIMEOUT_*``), or the environment when compiling, e.g.
+    ``SKINATTN_TIMEOUT_TRAIN=14d skinattn pipeline submit ...``.
+    """
+
+    check: int  # the validation step, resolve-scoring-model: seconds of work
+    step: int  # ingest, prepare, evaluate, the gate, register, tables, listing, merge
+    score: int  # one score-shard pod
+    train: int  # the outer bound of the train pod; the run's own limit is the train_timeout_hours parameter
+
+    @property
+    def train_hours(self) -> float:
+        return self.train / 3600
+
+
+_DURATION = re.compile(r"([1-9][0-9]*)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(key: str) -> int:
+    value = _get(key)
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        raise ConventionFileError(f"{key}={value!r}: expected a whole number above 0 and a unit s, m, h or d (e.g. 6h)")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def task_timeouts() -> TaskTimeouts:
+    """The per-kind task time limits of ``infra/cluster.env`` (environment overrides applied)."""
+    return TaskTimeouts(
+        check=_seconds("SKINATTN_TIMEOUT_CHECK"),
+        step=_seconds("SKINATTN_TIMEOUT_STEP"),
+        score=_seconds("SKINATTN_TIMEOUT_SCORE"),
+        train=_seconds("SKINATTN_TIMEOUT_TRAIN"),
+    )
+
+
 def namespace() -> str:
     """Namespace of the serving stack and its S3 settings."""
     return _get("SKINATTN_NAMESPACE")
@@ -104,3 +146,31 @@ def pipeline_service_account() -> str:
 def kfp_version() -> str:
     """The Kubeflow Pipelines backend release that infra/k8s/kfp installs."""
     return _get("SKINATTN_KFP_VERSION")
+
+
+# What KFP's launcher (2.x) accepts as a pipeline root: an object store scheme it opens, a bucket, an optional
+# prefix and query (the launcher's own pattern). A local path or an http:// URL would compile and upload, then
+# fail every task of the run when its outputs are written.
+_PIPELINE_ROOT = re.compile(r"(s3|gs|minio)://([^/?]+)(/[^?]*)?(\?.+)?")
+
+
+def check_pipeline_root(uri: str) -> str:
+    """``uri`` stripped, when KFP's launcher can write artifacts under it (``s3://bucket/prefix``,
+    ``gs://...``, ``minio://...``); ``ValueError`` saying what is wrong otherwise."""
+    root = uri.strip()
+    if not _PIPELINE_ROOT.fullmatch(root):
+        raise ValueError(
+            f"pipeline root {uri!r} is not an object store URI KFP's launcher writes to "
+            "(s3://bucket/prefix, gs://bucket/prefix or minio://bucket/prefix)"
+        )
+    return root
+
+
+def pipeline_root() -> str:
+    """Where runs submitted, uploaded or scheduled by the CLI keep their artifacts (``SKINATTN_PIPELINE_ROOT``);
+    the kfp-launcher ConfigMap of infra/k8s makes it the default of runs started from the UI too."""
+    value = _get("SKINATTN_PIPELINE_ROOT")
+    try:
+        return check_pipeline_root(value)
+    except ValueError as exc:
+        raise ConventionFileError(f"SKINATTN_PIPELINE_ROOT: {exc}") from None

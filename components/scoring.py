@@ -2,9 +2,10 @@
 
 See components/data.py for the pattern. Two notes specific to these:
 
-- ``resolve_scoring_model`` and ``shard_archive`` each have ONE return value: a single output resolves as a
-  ParallelFor item list or a task argument both on a cluster and under kfp.local (kfp 2.17), where a
-  field of a NamedTuple output does not always.
+- ``resolve_scoring_model`` and ``shard_archive`` each have ONE return value (beside one artifact, so the
+  pipeline reads it as ``task.outputs["Output"]``): a single return value resolves as a ParallelFor item
+  list or a task argument both on a cluster and under kfp.local (kfp 2.17), where a field of a NamedTuple
+  output does not always.
 - Scoring has a CPU and a GPU component with the same body: the image is fixed when a component is
   defined, and the CPU image has no CUDA build of torch. The pipeline picks one with ``dsl.If``.
 """
@@ -13,18 +14,22 @@ See components/data.py for the pattern. Two notes specific to these:
 from typing import List
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from skinattn_components.image import component_image, gpu_image
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)
-def resolve_scoring_model(model: str, registry_root: str) -> str:
+def resolve_scoring_model(model: str, registry_root: str, scoring_model: Output[Model]) -> str:
     """The concrete registry version (``v7``) that ``model`` (``production``, ``latest``, ``v7``) names now,
-    or ``model`` itself when it is a model folder; every shard is scored with this one model."""
+    or ``model`` itself when it is a model folder; every shard is scored with this one model.
+    ``scoring_model`` records it as ``register`` records a new version (components/registry.py): metadata
+    ``registry_uri``, version, metrics, data fingerprint; the file is the version's record."""
     from skinattn.steps import scoring as steps
 
-    return steps.resolve_scoring_model(model, registry_root)
+    pinned = steps.pin_scoring_model(model, registry_root, record_out=scoring_model.path)
+    scoring_model.metadata.update(pinned["lineage"])
+    return pinned["model"]
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)

@@ -5,7 +5,7 @@
 #   3. lint every Dockerfile under infra/docker with hadolint;
 #   4. checkov static scan of the rendered manifests and the Dockerfiles (accepted findings: infra/checkov.yaml);
 #   5. conformance of the rendered manifests with infra/image.env and infra/cluster.env (infra/conformance.py);
-#   6. the remote KFP kustomizations pin the release in infra/cluster.env.
+#   6. the remote KFP and Kubeflow Trainer kustomizations pin the releases in infra/cluster.env.
 # Every step runs even after a failure, so one run reports everything; the exit status is 1 if any failed.
 # Skipped items are printed with the reason.
 set -uo pipefail
@@ -44,7 +44,7 @@ while IFS= read -r file; do
         continue
     fi
     if grep -qE '^\s*-\s*(https?://|github\.com/|git@)' "$file"; then
-        echo "skip $dir: its resources are a remote release (Kubeflow Pipelines) that cannot be fetched offline; step 6 checks the pinned version instead"
+        echo "skip $dir: its resources are a remote release (Kubeflow Pipelines or Trainer) that cannot be fetched offline; step 6 checks the pinned version instead"
         continue
     fi
     case "$dir" in
@@ -104,15 +104,18 @@ conformance_args=()
 for name in "${deployable[@]}"; do conformance_args+=("$name=$RENDER_DIR/$name.yaml"); done
 "$TOOLS/python" infra/conformance.py "${conformance_args[@]}" || fail "conformance"
 
-step "6. remote KFP kustomizations pin the release in infra/cluster.env"
-kfp_version="$(sed -n 's/^SKINATTN_KFP_VERSION=//p' infra/cluster.env)"
-for file in infra/k8s/kfp/*/kustomization.yaml; do
-    refs="$(grep -oE '\?ref=[^ ]+' "$file" | sort -u)"
-    if [[ "$refs" == "?ref=$kfp_version" ]]; then
-        echo "ok   $file pins $kfp_version"
-    else
-        fail "$file pins '${refs:-nothing}', infra/cluster.env says $kfp_version"
-    fi
+step "6. remote KFP and Trainer kustomizations pin the releases in infra/cluster.env"
+for pinned in "kfp SKINATTN_KFP_VERSION" "trainer SKINATTN_TRAINER_VERSION"; do
+    read -r folder key <<< "$pinned"
+    version="$(sed -n "s/^$key=//p" infra/cluster.env)"
+    for file in infra/k8s/"$folder"/*/kustomization.yaml; do
+        refs="$(grep -oE '\?ref=[^ ]+' "$file" | sort -u)"
+        if [[ "$refs" == "?ref=$version" ]]; then
+            echo "ok   $file pins $version"
+        else
+            fail "$file pins '${refs:-nothing}', infra/cluster.env says $key=$version"
+        fi
+    done
 done
 
 echo

@@ -12,7 +12,10 @@ What "agree" means:
 - S3: the settings ConfigMap holds exactly the agreed keys in every namespace that has it (always including
   the KFP namespace), credentials come only from the agreed Secret and keys, and no Secret is committed;
 - RBAC: the pipeline runner's account exists in the KFP namespace, is bound, and its Role has no wildcard
-  and reads Secrets only by name.
+  and reads Secrets only by name;
+- pipeline root: KFP's launcher ConfigMap (``kfp-launcher``) in the KFP namespace has ``SKINATTN_PIPELINE_ROOT``
+  as its default, in the S3 ConfigMap's bucket, reached with that ConfigMap's endpoint and region and the S3
+  Secret, which the runner's Role may read.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class Conventions:
     namespace: str
     kfp_namespace: str
     pipeline_service_account: str
+    pipeline_root: str
 
     @classmethod
     def load(cls) -> Conventions:
@@ -73,6 +77,7 @@ class Conventions:
             namespace=cluster.namespace(),
             kfp_namespace=cluster.kfp_namespace(),
             pipeline_service_account=cluster.pipeline_service_account(),
+            pipeline_root=cluster.pipeline_root(),
         )
 
 
@@ -168,6 +173,11 @@ def _env_sources(spec: dict) -> Iterator[tuple[str, str, str | None]]:
                     yield kind, ref[f"{kind}KeyRef"]["name"], ref[f"{kind}KeyRef"]["key"]
 
 
+# (Deployment, Secret, key): the serving Deployment's optional bearer token (docs/serving.md), the one Secret
+# key besides the S3 credentials that a workload may read, and only there.
+SERVING_TOKEN_SECRET = ("skinattn-serving", "skinattn-serving-auth", "token")
+
+
 def check_s3(objects: list[dict], conv: Conventions) -> list[str]:
     problems = []
     s3 = conv.s3
@@ -183,6 +193,8 @@ def check_s3(objects: list[dict], conv: Conventions) -> list[str]:
             problems.append(f"{_name(obj)}: Secrets must not be committed; create them with kubectl")
         spec = _pod_spec(obj)
         for kind, name, key in _env_sources(spec) if spec is not None else ():
+            if kind == "secret" and (obj["metadata"].get("name"), name, key) == SERVING_TOKEN_SECRET:
+                continue  # the model server's optional bearer token, not S3 credentials
             agreed_name, agreed_keys = (
                 (s3.config_map, s3.config_map_keys) if kind == "configMap" else (s3.secret, s3.secret_keys)
             )
@@ -221,6 +233,78 @@ def check_rbac(objects: list[dict], conv: Conventions) -> list[str]:
     return problems
 
 
+# KFP's launcher reads its settings from the ConfigMap of this fixed name in the namespace where a run executes.
+LAUNCHER_CONFIGMAP = "kfp-launcher"
+
+
+def _config_map_data(objects: list[dict], name: str, namespace: str) -> dict | None:
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == "ConfigMap" and meta.get("name") == name and meta.get("namespace") == namespace:
+            return obj.get("data") or {}
+    return None
+
+
+def _role_reads_secret(objects: list[dict], conv: Conventions, secret: str) -> bool:
+    """Whether a Role bound to the pipeline runner's account in the KFP namespace may get ``secret``."""
+    ns, account = conv.kfp_namespace, conv.pipeline_service_account
+    bound = {
+        rb["roleRef"]["name"]
+        for rb in objects
+        if rb.get("kind") == "RoleBinding" and rb["metadata"].get("namespace") == ns
+        and any(s.get("kind") == "ServiceAccount" and s.get("name") == account for s in rb.get("subjects") or [])
+    }  # fmt: skip
+    return any(
+        "secrets" in rule.get("resources", []) and "get" in rule.get("verbs", []) and secret in rule.get("resourceNames", [])
+        for role in objects
+        if role.get("kind") == "Role" and role["metadata"].get("namespace") == ns and role["metadata"]["name"] in bound
+        for rule in role.get("rules") or []
+    )
+
+
+def check_pipeline_root(objects: list[dict], conv: Conventions) -> list[str]:
+    """The launcher's ConfigMap in the KFP namespace makes SKINATTN_PIPELINE_ROOT the default of every run
+    (UI runs included), in the bucket of the S3 ConfigMap, reached with its endpoint and region and with the
+    S3 Secret, which the pipeline runner's Role may read. Anything else fails the run at its first output."""
+    import yaml  # only this check parses YAML: the launcher's `providers` value is YAML text
+
+    ns, s3 = conv.kfp_namespace, conv.s3
+    launcher = _config_map_data(objects, LAUNCHER_CONFIGMAP, ns)
+    if launcher is None:
+        return [f"ConfigMap {LAUNCHER_CONFIGMAP} missing in the KFP namespace {ns}: runs would use KFP's bundled store"]
+    where = f"ConfigMap/{ns}/{LAUNCHER_CONFIGMAP}"
+    problems = []
+    if launcher.get("defaultPipelineRoot") != conv.pipeline_root:
+        problems.append(f"{where}: defaultPipelineRoot {launcher.get('defaultPipelineRoot')!r} "
+                        f"!= SKINATTN_PIPELINE_ROOT {conv.pipeline_root!r}")  # fmt: skip
+    settings = _config_map_data(objects, s3.config_map, ns) or {}
+    scheme, _, rest = conv.pipeline_root.partition("://")
+    bucket = rest.split("/", 1)[0].split("?", 1)[0]
+    if scheme != "s3" or bucket != settings.get("SKINATTN_S3_BUCKET"):
+        problems.append(f"SKINATTN_PIPELINE_ROOT {conv.pipeline_root!r} is not in the S3 bucket "
+                        f"{settings.get('SKINATTN_S3_BUCKET')!r} of ConfigMap {s3.config_map} in {ns}")  # fmt: skip
+    try:
+        provider = yaml.safe_load(launcher.get("providers") or "")["s3"]["default"]
+        credentials = provider["credentials"]
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        return [*problems, f"{where}: providers has no s3.default with credentials ({type(exc).__name__}: {exc})"]
+    for key, setting in (("endpoint", "AWS_ENDPOINT_URL"), ("region", "AWS_REGION")):
+        if provider.get(key) != settings.get(setting):
+            problems.append(f"{where}: s3 {key} {provider.get(key)!r} != {setting} {settings.get(setting)!r} "
+                            f"of ConfigMap {s3.config_map}")  # fmt: skip
+    if str(provider.get("endpoint", "")).startswith("http://") and provider.get("disableSSL") is not True:
+        problems.append(f"{where}: the endpoint is plain HTTP but disableSSL is not true")
+    ref = credentials.get("secretRef") or {}
+    if credentials.get("fromEnv") or ref.get("secretName") != s3.secret:
+        problems.append(f"{where}: credentials must come from the Secret {s3.secret!r} (secretRef), got {credentials}")
+    elif {ref.get("accessKeyKey"), ref.get("secretKeyKey")} != set(s3.secret_keys):
+        problems.append(f"{where}: secretRef keys {ref.get('accessKeyKey')!r}, {ref.get('secretKeyKey')!r} "
+                        f"are not the agreed {list(s3.secret_keys)}")  # fmt: skip
+    if not _role_reads_secret(objects, conv, s3.secret):
+        problems.append(f"the pipeline runner's Role in {ns} may not get Secret {s3.secret}, which the launcher reads")
+    return problems
+
+
 def check_namespaces(objects: list[dict], conv: Conventions) -> list[str]:
     allowed = {conv.namespace, conv.kfp_namespace}
     problems = []
@@ -233,7 +317,7 @@ def check_namespaces(objects: list[dict], conv: Conventions) -> list[str]:
     return problems
 
 
-CHECKS = (check_images, check_gpu, check_s3, check_rbac, check_namespaces)
+CHECKS = (check_images, check_gpu, check_s3, check_rbac, check_pipeline_root, check_namespaces)
 
 
 def check_objects(objects: Iterable[dict], conv: Conventions) -> list[str]:

@@ -5,7 +5,8 @@ reads ``infra/image.env`` and ``infra/cluster.env``, so it works from a checkout
 container images only need ``skinattn``: component bodies import nothing from here.
 
 Modules: ``training``, ``ablation`` and ``batch_scoring`` (one ``@dsl.pipeline`` each), ``_tasks`` (GPU, S3, /dev/shm,
-retry settings), ``params`` (typed ``key=value`` parameters), ``cron`` (schedule validation), ``remote``
+retry and timeout settings), ``params`` (typed ``key=value`` parameters), ``validate`` (the CLI's check of a
+run's parameters before anything is scheduled), ``cron`` (schedule validation), ``remote``
 (kfp.Client calls), ``local`` (kfp.local runs), ``demo`` (``make demo``: the training pipeline on kfp.local
 on synthetic data). To add a pipeline: write ``pipelines/<name>.py`` with one ``@dsl.pipeline`` and list it
 in ``PIPELINES``; ``skinattn pipeline compile`` and the tests then pick it up.
@@ -33,9 +34,21 @@ def load_pipeline(name: str):
     return getattr(importlib.import_module(module), attribute)
 
 
-def compile_pipeline(name: str, package_path: str) -> str:
-    """Compile one pipeline to a YAML package; returns the path."""
+def compile_pipeline(name: str, package_path: str, pipeline_root: str | None = None) -> str:
+    """Compile one pipeline to a YAML package; returns the path.
+
+    ``pipeline_root`` becomes the package's ``defaultPipelineRoot``, which runs of an uploaded version (from
+    the UI or a schedule) use unless the run sets its own. kfp 2.17's ``Compiler.compile`` takes no pipeline
+    root (only ``@dsl.pipeline(pipeline_root=...)`` at definition time, fixed at import), so it is set on a
+    copy of the compiled spec: the imported pipeline stays as defined.
+    """
+    import copy
+
     from kfp import compiler
 
-    compiler.Compiler().compile(load_pipeline(name), package_path)
+    pipeline = load_pipeline(name)
+    if pipeline_root:
+        pipeline = copy.deepcopy(pipeline)
+        pipeline.pipeline_spec.default_pipeline_root = pipeline_root
+    compiler.Compiler().compile(pipeline, package_path)
     return package_path

@@ -1,16 +1,16 @@
-"""Settings shared by the pipelines' tasks (GPU pool, S3 environment, /dev/shm, retries, resources), and the
-stages more than one pipeline runs (ingest → prepare, train → evaluate).
+"""Settings shared by the pipelines' tasks (GPU pool, S3 environment, /dev/shm, retries, timeouts, resources),
+and the stages more than one pipeline runs (validate first, ingest → prepare, train → evaluate).
 
 Each helper takes a task, applies one concern and returns the task, so a pipeline reads as a list of
 decisions. Values come from ``components/cluster.py`` (which reads ``infra/cluster.env``), so the compiled
 YAML always matches the cluster manifests (``tests/infra/test_infra_pipelines_agree.py`` checks it).
 """
 
-from kfp import kubernetes
+from kfp import dsl, kubernetes
 from kfp.dsl import PipelineTask
 from kfp.dsl.pipeline_channel import PipelineChannel
 
-from skinattn_components.cluster import gpu_node_pool, s3_settings
+from skinattn_components.cluster import gpu_node_pool, s3_settings, task_timeouts
 from skinattn_components.data import ingest, prepare
 from skinattn_components.evaluation import evaluate
 from skinattn_components.training import train
@@ -63,39 +63,92 @@ def with_s3(task: PipelineTask) -> PipelineTask:
 
 
 def retry_transient(task: PipelineTask, retries: int, first_wait: str) -> PipelineTask:
-    """Retry with exponential backoff (``first_wait``, doubling, at most an hour between tries)."""
+    """Retry with exponential backoff (``first_wait``, doubling, at most an hour between tries).
+
+    Only for expensive steps whose likely failure is a preempted node (train, score-shard). A step whose
+    failure is deterministic (a wrong URI, a missing model version) gets none: a retry would only make a
+    typo take minutes to fail. The S3 client retries its own requests (``skinattn.storage.s3``).
+    """
     return task.set_retry(num_retries=retries, backoff_duration=first_wait, backoff_factor=2.0, backoff_max_duration="3600s")
+
+
+def with_timeout(task: PipelineTask, kind: str) -> PipelineTask:
+    """The pod's activeDeadlineSeconds for a task of ``kind`` (``check``, ``step``, ``score``, ``train``): a
+    compile-time number from ``SKINATTN_TIMEOUT_*`` of infra/cluster.env, so a hung step fails and frees its
+    node instead of holding it until someone notices."""
+    return kubernetes.set_timeout(task, getattr(task_timeouts(), kind))
+
+
+def validation_settings(*, trains: bool) -> dict[str, str | float]:
+    """The compile-time values a validation component checks against: the GPU pool's resource and label,
+    and for pipelines that train, the train pod's deadline in hours."""
+    pool = gpu_node_pool()
+    settings: dict[str, str | float] = {
+        "gpu_resource": pool.resource,
+        "gpu_node_selector": f"{pool.node_label_key}={pool.node_label_value}",
+    }
+    if trains:
+        settings["train_deadline_hours"] = task_timeouts().train_hours
+    return settings
+
+
+def validation_first(task: PipelineTask) -> PipelineTask:
+    """The run's first task: seconds of checks, never cached (the data and the cluster change between runs)
+    and never retried (what it finds wrong stays wrong); every other task runs after it."""
+    task.set_caching_options(False)
+    return with_timeout(with_s3(with_step_resources(task)), "check")
 
 
 # ---- stages that more than one pipeline runs -------------------------------------------------------------
 
 
-def ingest_and_prepare(*, data_uri, data_format, seed, image_size) -> PipelineTask:  # noqa: ANN001 - channels
-    """ingest → prepare; returns the prepare task (its ``prepared`` output is the split, balanced set).
+def ingest_and_prepare(*, validated, data_uri, data_format, seed, image_size) -> PipelineTask:  # noqa: ANN001 - channels
+    """ingest → prepare, after the ``validated`` task; returns the prepare task (its ``prepared`` output is
+    the split, balanced set, its ``Output`` the data fingerprint that register records).
 
-    The collection behind a URI can change (new images), so ingest always re-reads it: no cache; S3 and
-    network hiccups are the usual failure of a step that reads thousands of objects: retried. prepare is a
-    deterministic function of its inputs (seeded): cached.
+    The collection behind a URI can change (new images), so ingest always re-reads it: no cache. No task
+    retry either: a wrong URI or a broken collection fails the same way every time, and the S3 client
+    already retries single requests. prepare is a deterministic function of its inputs (seeded): cached.
     """
-    ingest_task = ingest(data_uri=data_uri, data_format=data_format).set_caching_options(False)
-    retry_transient(with_s3(with_step_resources(ingest_task)), retries=3, first_wait="30s")
+    ingest_task = ingest(data_uri=data_uri, data_format=data_format).set_caching_options(False).after(validated)
+    with_timeout(with_s3(with_step_resources(ingest_task)), "step")
     prepare_task = prepare(manifest=ingest_task.outputs["manifest"], seed=seed, image_size=image_size)
-    with_s3(with_step_resources(prepare_task.set_caching_options(True)))
+    with_timeout(with_s3(with_step_resources(prepare_task.set_caching_options(True))), "step")
     return prepare_task
 
 
 def train_and_evaluate(*, prepared, arch, soft_attention, image_size, epochs, batch_size, lr, seed, gpus,
-                       bootstrap) -> tuple[PipelineTask, PipelineTask]:  # noqa: ANN001 - channels  # fmt: skip
-    """train (GPU pool) → evaluate on the test split of ``prepared``; returns both tasks.
+                       train_timeout_hours, bootstrap, trainer=None, nodes=1):  # noqa: ANN001,ANN201 - channels  # fmt: skip
+    """train (GPU pool) → evaluate on the test split of ``prepared``; returns (train stage, evaluate task).
 
     Both are cached (seeded functions of their inputs). GPU nodes are often preemptible: train is retried,
-    and a retried pod starts the run afresh.
+    and a retried pod starts the run afresh. Train has two limits: ``train_timeout_hours`` (a parameter, 0 =
+    scaled with epochs), enforced inside the step with a clear message, and the pod's compile-time deadline
+    as the outer bound, which the validation step keeps above the first.
+
+    ``trainer`` (a pipeline parameter, ``pod`` or ``trainjob``) picks the train step when the run starts:
+    ``train`` on one pod, or ``train-trainjob``, the launcher of a Kubeflow Trainer TrainJob of ``nodes`` x
+    ``gpus`` (pipelines/_trainjob.py); the stage's ``outputs`` are those of whichever ran (``dsl.OneOf``).
+    Without ``trainer``, only the pod path is compiled and the stage is the ``train`` task.
     """
-    train_task = train(
-        prepared=prepared, arch=arch, soft_attention=soft_attention, image_size=image_size, epochs=epochs,
-        batch_size=batch_size, lr=lr, seed=seed, gpus=gpus,
-    ).set_caching_options(True)  # fmt: skip
-    retry_transient(with_s3(with_train_resources(on_gpu_pool(train_task, gpus))), retries=2, first_wait="120s")
-    evaluate_task = evaluate(model=train_task.outputs["model"], prepared=prepared, bootstrap=bootstrap)
-    with_s3(with_step_resources(evaluate_task.set_caching_options(True)))
-    return train_task, evaluate_task
+    settings = dict(prepared=prepared, arch=arch, soft_attention=soft_attention, image_size=image_size,
+                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, gpus=gpus, timeout_hours=train_timeout_hours)  # fmt: skip
+
+    def train_on_pod() -> PipelineTask:
+        train_task = train(**settings).set_caching_options(True)
+        retry_transient(with_s3(with_train_resources(on_gpu_pool(train_task, gpus))), retries=2, first_wait="120s")
+        return with_timeout(train_task, "train")
+
+    if trainer is None:
+        stage = train_on_pod()
+    else:
+        from skinattn_pipelines._trainjob import join, train_on_trainjob  # it uses this module's helpers
+
+        with dsl.If(trainer == "trainjob", name="trainer-trainjob"):
+            trainjob_task = train_on_trainjob(settings, nodes)
+        with dsl.Else(name="trainer-pod"):
+            pod_task = train_on_pod()
+        stage = join(trainjob_task, pod_task)
+    evaluate_task = evaluate(model=stage.outputs["model"], prepared=prepared, bootstrap=bootstrap)
+    with_timeout(with_s3(with_step_resources(evaluate_task.set_caching_options(True))), "step")
+    return stage, evaluate_task

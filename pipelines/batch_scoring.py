@@ -2,10 +2,10 @@
 
 ::
 
-    resolve-scoring-model ──┐   (production/latest → v7, once per run)
-    shard-archive ──────────┴─▶ If(gpus_per_shard > 0) / Else:
-                                  ParallelFor(shard manifests) { score-shard | score-shard-gpu }
-                                    ─▶ Collected ─▶ merge-scores
+    validate-batch-scoring-run ─┬─▶ resolve-scoring-model ──┐   (production/latest → v7, once per run)
+                                └─▶ shard-archive ──────────┴─▶ If(gpus_per_shard > 0) / Else:
+                                      ParallelFor(shard manifests) { score-shard | score-shard-gpu }
+                                        ─▶ Collected ─▶ merge-scores
 
 ``gpus_per_shard`` picks the scoring component: 0 runs ``score-shard`` in the CPU image on any node, 1 runs
 ``score-shard-gpu`` in the GPU image on the GPU node pool. The choice is a ``dsl.If``/``dsl.Else`` on the
@@ -13,15 +13,18 @@ parameter around the whole fan-out + merge (kfp.local cannot run ``dsl.OneOf``, 
 two alternative branches would need), so the compiled YAML holds both branches and a run executes one.
 
 Outputs of ``merge-scores``: ``predictions`` (folder, the layout of ``skinattn score``), ``errors`` (CSV),
-``summary`` (Markdown), and ``metrics`` + ``classification`` when the archive carries labels. Caching and
-retries are chosen per task below; docs/pipelines.md gives the reasons.
+``summary`` (Markdown), and ``metrics`` + ``classification`` when the archive carries labels. Caching,
+retries and time limits are chosen per task below; docs/pipelines.md gives the reasons.
 """
 
 from kfp import dsl, kubernetes
 from kfp.dsl import PipelineTask
 
 from skinattn_components.scoring import merge_scores, resolve_scoring_model, score_shard, score_shard_gpu, shard_archive
-from skinattn_pipelines._tasks import on_gpu_pool, retry_transient, with_s3, with_step_resources
+from skinattn_components.validation import validate_batch_scoring_run
+from skinattn_pipelines._tasks import (
+    on_gpu_pool, retry_transient, validation_first, validation_settings, with_s3, with_step_resources, with_timeout,
+)  # fmt: skip
 
 PIPELINE_NAME = "skinattn-batch-scoring"
 # At most this many shards are scored at once (a ParallelFor limit must be a constant, not a parameter);
@@ -53,7 +56,7 @@ def _score_and_merge(*, gpus, shard_task, model_task, registry_root, batch_size,
     """
     with dsl.ParallelFor(shard_task.outputs["Output"], parallelism=PARALLELISM, name="shards") as shard_name:
         common = {
-            "shards": shard_task.outputs["shards"], "shard_name": shard_name, "model": model_task.output,
+            "shards": shard_task.outputs["shards"], "shard_name": shard_name, "model": model_task.outputs["Output"],
             "registry_root": registry_root, "batch_size": batch_size, "workers": workers,
         }  # fmt: skip
         score_task = score_shard(**common) if gpus is None else score_shard_gpu(**common, gpus=gpus)
@@ -66,14 +69,17 @@ def _score_and_merge(*, gpus, shard_task, model_task, registry_root, batch_size,
         # S3 reads and preemptible nodes fail transiently; a retried pod scores its shard afresh (its
         # in-progress chunks lived in the lost pod), which is why shards should stay small.
         retry_transient(score_task, retries=2, first_wait="60s")
+        with_timeout(score_task, "score")
 
     merge_task = merge_scores(
         shards=shard_task.outputs["shards"], scored=dsl.Collected(score_task.outputs["scored"]),
         output_format=output_format, output_uri=output_uri, bootstrap=bootstrap,
     )  # fmt: skip
-    # Not cached: it may write to output_uri, outside the pipeline root, which a cache hit would skip.
+    # Not cached: it may write to output_uri, outside the pipeline root, which a cache hit would skip. Not
+    # retried: its refusals (a missing or foreign shard) are deterministic, and a retried run from the UI
+    # finds every scored shard in the cache.
     merge_task.set_caching_options(False)
-    retry_transient(with_s3(with_step_resources(merge_task)), retries=2, first_wait="30s")
+    with_timeout(with_s3(with_step_resources(merge_task)), "step")
 
 
 @dsl.pipeline(
@@ -94,14 +100,44 @@ def batch_scoring_pipeline(
     output_uri: str = "",
     bootstrap: int = 1000,
 ):
-    # The registry's production pointer moves between runs: resolved fresh every run (no cache), ONCE,
-    # and the concrete version goes to every shard, so a promotion mid-run cannot mix two models.
-    model_task = resolve_scoring_model(model=model, registry_root=registry_root).set_caching_options(False)
-    retry_transient(with_s3(with_step_resources(model_task)), retries=3, first_wait="30s")
+    """Score every image of an archive with one model version, in shards, and merge the results.
 
-    # The archive behind a URI can change (new images), so it is listed afresh every run: no cache.
+    Args:
+        source_uri: The archive: a folder or .zip the pods can read, or s3://bucket/prefix, in the
+            `isic image download` layout or plain images (must exist and not be empty; checked first).
+        model: The model: production or latest (resolved once per run to a version), a version such as v7,
+            or a model folder the pods can read.
+        registry_root: Registry that model names a version of: a folder or s3://bucket/prefix.
+        num_shards: Number of shards the archive is split into, at least 1; at most 8 are scored at once,
+            and a failed shard is retried alone.
+        batch_size: Images per forward pass, at least 1.
+        workers: DataLoader processes decoding images in each scoring pod, 0 or more (0 = decode in the
+            main process; the pod requests 5 CPUs).
+        gpus_per_shard: 0 scores on CPU pods on any node; 1 gives each shard one GPU on the GPU node pool.
+            More is refused (a shard runs on one device: use more shards).
+        output_format: File format of the merged predictions: parquet or csv.
+        output_uri: Optional folder or s3://bucket/prefix that also receives a copy of the merged
+            predictions folder (files of the same names are replaced); empty = only the run's artifacts.
+        bootstrap: Bootstrap resamples for the evaluation's confidence intervals when the archive carries
+            diagnoses, 0 or more (0 = none).
+    """
+    validate_task = validation_first(validate_batch_scoring_run(
+        source_uri=source_uri, model=model, registry_root=registry_root, num_shards=num_shards,
+        batch_size=batch_size, workers=workers, gpus_per_shard=gpus_per_shard, output_format=output_format,
+        output_uri=output_uri, bootstrap=bootstrap, **validation_settings(trains=False),
+    ))  # fmt: skip
+
+    # The registry's production pointer moves between runs: resolved fresh every run (no cache), ONCE,
+    # and the concrete version goes to every shard, so a promotion mid-run cannot mix two models. Not
+    # retried: a missing version or registry stays missing (S3 requests retry inside the client). Its
+    # `scoring_model` artifact is the run's link to that registry version (lineage).
+    model_task = resolve_scoring_model(model=model, registry_root=registry_root).set_caching_options(False)
+    with_timeout(with_s3(with_step_resources(model_task.after(validate_task))), "check")
+
+    # The archive behind a URI can change (new images), so it is listed afresh every run: no cache. Not
+    # retried either: a wrong URI fails the same way every time.
     shard_task = shard_archive(source_uri=source_uri, num_shards=num_shards).set_caching_options(False)
-    retry_transient(with_s3(with_step_resources(shard_task)), retries=3, first_wait="30s")
+    with_timeout(with_s3(with_step_resources(shard_task.after(validate_task))), "step")
 
     branch = {
         "shard_task": shard_task, "model_task": model_task, "registry_root": registry_root,

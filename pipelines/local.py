@@ -8,7 +8,7 @@ installed skinattn; GPU and Kubernetes settings are ignored (kfp logs a warning 
 from pathlib import Path
 from typing import Any
 
-from skinattn_pipelines import load_pipeline
+from skinattn_pipelines import _kfp_local, load_pipeline
 from skinattn_pipelines.params import check_required
 
 
@@ -27,6 +27,7 @@ def run_local(name: str, arguments: dict[str, Any], pipeline_root: str | Path, r
     before = {p.name for p in root.iterdir()}
     runner = runner if runner is not None else local.SubprocessRunner(use_venv=False)
     local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
+    _kfp_local.install()  # dsl.OneOf of the two trainers' outputs (pipelines/_kfp_local.py)
     pipeline(**arguments)
     new = sorted((p for p in root.iterdir() if p.is_dir() and p.name not in before), key=lambda p: p.stat().st_mtime)
     if not new:

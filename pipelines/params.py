@@ -40,34 +40,52 @@ def _kfp_type(type_name: str) -> str:
     return aliases.get(type_name, type_name)
 
 
-def parse_params(pipeline, items: list[str]) -> dict[str, Any]:
-    """Typed arguments for ``pipeline`` from ``key=value`` strings (later keys win)."""
+def parse_params(pipeline, items: list[str], problems: list[str] | None = None) -> dict[str, Any]:
+    """Typed arguments for ``pipeline`` from ``key=value`` strings (later keys win).
+
+    Every bad item is reported, not just the first: appended to ``problems`` when the caller passes a list
+    (``skinattn_pipelines.validate`` adds the checks of the values to them), else in one PipelineError.
+    """
     types = parameter_types(pipeline)
     arguments: dict[str, Any] = {}
+    found: list[str] = []
     for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise PipelineError(f"parameter {item!r}: expected key=value")
-        if key not in types:
-            raise PipelineError(f"unknown parameter {key!r}; this pipeline takes: {', '.join(sorted(types))}")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as exc:
-            raise PipelineError(f"parameter {key}: cannot parse {text!r} ({exc})") from None
-        kfp_type = _kfp_type(types[key])
-        if kfp_type == "STRING" and not isinstance(value, str):
-            value = text  # "0001" or "true" for a string parameter means the text as written
-        if kfp_type == "NUMBER_DOUBLE" and isinstance(value, str):
-            try:  # YAML 1.1 reads "1e-3" (no dot) as a string
-                value = float(value)
-            except ValueError:
-                pass
-        accepted = _ACCEPTED.get(kfp_type, (object,))
-        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
-            raise PipelineError(f"parameter {key}={text!r}: expected {kfp_type.lower()}, got {type(value).__name__}")
-        arguments[key] = float(value) if kfp_type == "NUMBER_DOUBLE" else value
+            key, value = _parse_item(item, types)
+        except PipelineError as exc:
+            found.append(str(exc))
+        else:
+            arguments[key] = value
+    if problems is not None:
+        problems.extend(found)
+    elif found:
+        raise PipelineError("; ".join(found))
     return arguments
+
+
+def _parse_item(item: str, types: dict[str, str]) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise PipelineError(f"parameter {item!r}: expected key=value")
+    if key not in types:
+        raise PipelineError(f"unknown parameter {key!r}; this pipeline takes: {', '.join(sorted(types))}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"parameter {key}: cannot parse {text!r} ({exc})") from None
+    kfp_type = _kfp_type(types[key])
+    if kfp_type == "STRING" and not isinstance(value, str):
+        value = text  # "0001" or "true" for a string parameter means the text as written
+    if kfp_type == "NUMBER_DOUBLE" and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
+    accepted = _ACCEPTED.get(kfp_type, (object,))
+    if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+        raise PipelineError(f"parameter {key}={text!r}: expected {kfp_type.lower()}, got {type(value).__name__}")
+    return key, float(value) if kfp_type == "NUMBER_DOUBLE" else value
 
 
 def check_required(pipeline, arguments: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 The keyword arguments of every ``kfp.Client`` call are built by the pure ``*_arguments`` functions (tested
 without a cluster); ``submit``, ``upload`` and ``schedule`` only pass them on. Runs use the pipeline runner
-service account of ``infra/cluster.env`` unless told otherwise, so their pods get the RBAC infra/k8s grants.
+service account of ``infra/cluster.env`` unless told otherwise, so their pods get the RBAC infra/k8s grants,
+and its pipeline root (``SKINATTN_PIPELINE_ROOT``), so their artifacts go to the project's bucket.
 """
 
 import datetime as dt
@@ -18,6 +19,19 @@ def default_version_name(pipeline_name: str, now: dt.datetime | None = None) -> 
     return f"{pipeline_name}-{now.strftime('%Y%m%d-%H%M%S')}"
 
 
+def resolve_pipeline_root(given: str | None) -> str:
+    """``--pipeline-root`` as given, else ``SKINATTN_PIPELINE_ROOT`` of infra/cluster.env; refused before
+    anything is sent when KFP's launcher could not write there (every task would fail at its first output)."""
+    from skinattn_components.cluster import check_pipeline_root, pipeline_root
+
+    if not given:
+        return pipeline_root()
+    try:
+        return check_pipeline_root(given)
+    except ValueError as exc:
+        raise PipelineError(f"--pipeline-root: {exc}") from None
+
+
 def run_arguments(
     package_path: str,
     arguments: dict[str, Any],
@@ -26,8 +40,10 @@ def run_arguments(
     run_name: str | None,
     service_account: str,
     namespace: str | None = None,
+    pipeline_root: str | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``Client.create_run_from_pipeline_package``."""
+    """Keyword arguments of ``Client.create_run_from_pipeline_package``; ``pipeline_root`` goes into the run's
+    runtime config, where it wins over the package's and the launcher's default."""
     if not experiment.strip():
         raise PipelineError("--experiment must not be empty")
     return {
@@ -37,6 +53,7 @@ def run_arguments(
         "experiment_name": experiment,
         "namespace": namespace,
         "service_account": service_account,
+        "pipeline_root": pipeline_root,
     }
 
 
@@ -69,6 +86,7 @@ def recurring_run_arguments(
     service_account: str,
     max_concurrency: int = 1,
     catchup: bool = False,
+    pipeline_root: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of ``Client.create_recurring_run`` (which needs experiment, pipeline AND version ids)."""
     if max_concurrency < 1:
@@ -85,6 +103,8 @@ def recurring_run_arguments(
         "no_catchup": not catchup,
         "enabled": True,
         "service_account": service_account,
+        # In every run it starts (runtime config), as for a submitted run.
+        "pipeline_root": pipeline_root,
     }
 
 

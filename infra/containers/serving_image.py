@@ -160,6 +160,8 @@ class RunOptions:
     liveness_probe: HttpProbe | None = None
     readiness_probe: HttpProbe | None = None
     grace_period_s: float = 30  # terminationGracePeriodSeconds: SIGTERM, then SIGKILL after this long
+    # (variable, Secret, key) of env values from optional Secret keys: not set by the run, as without the Secret.
+    optional_secret_env: tuple[tuple[str, str, str], ...] = ()
     notes: tuple[str, ...] = field(default=(), compare=False)  # what is approximated, for the log
 
     @property
@@ -316,8 +318,22 @@ def deployment_run_options(deployment_yaml: Path = DEPLOYMENT_YAML) -> RunOption
     port_names = {ports[0]["name"]: port} if ports[0].get("name") else {}
 
     env: list[tuple[str, str]] = []
+    optional_secrets: list[tuple[str, str, str]] = []
     for index, item in enumerate(container.get("env") or []):
-        _check_keys(item, {"name", "value"}, f"{cwhere}.env[{index}]")  # valueFrom: a cluster object
+        if "valueFrom" in item:
+            # Only an optional Secret key is mirrored, by its absence: the pod starts without the Secret too,
+            # and that is the run reproduced here. Any other source is a cluster object the run cannot read.
+            _check_keys(item, {"name", "valueFrom"}, f"{cwhere}.env[{index}]")
+            _check_keys(item["valueFrom"], {"secretKeyRef"}, f"{cwhere}.env[{index}].valueFrom")
+            ref = item["valueFrom"]["secretKeyRef"]
+            _check_keys(ref, {"name", "key", "optional"}, f"{cwhere}.env[{index}].valueFrom.secretKeyRef")
+            if ref.get("optional") is not True:
+                raise UnsupportedManifest(f"{cwhere}.env[{index}] ({item['name']}): a required Secret key cannot be "
+                                          "reproduced (only optional: true is, by running without it)")  # fmt: skip
+            optional_secrets.append((str(item["name"]), str(ref["name"]), str(ref["key"])))
+            notes.append(f"env {item['name']} from optional Secret {ref['name']} is left unset (as without the Secret)")
+            continue
+        _check_keys(item, {"name", "value"}, f"{cwhere}.env[{index}]")
         env.append((str(item["name"]), str(item.get("value", ""))))
     if container.get("envFrom"):
         raise UnsupportedManifest(f"{cwhere}.envFrom cannot be reproduced")
@@ -354,6 +370,7 @@ def deployment_run_options(deployment_yaml: Path = DEPLOYMENT_YAML) -> RunOption
         read_only_root=bool(setting("readOnlyRootFilesystem")),
         tmpfs=tuple(tmpfs),
         env=tuple(env),
+        optional_secret_env=tuple(optional_secrets),
         cap_drop=tuple(str(c) for c in capabilities.get("drop") or ()),
         cap_add=tuple(str(c) for c in capabilities.get("add") or ()),
         no_new_privileges=security.get("allowPrivilegeEscalation", True) is False,

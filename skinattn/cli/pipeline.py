@@ -93,6 +93,12 @@ def _remote_options(parser: argparse.ArgumentParser) -> None:
         "--service-account",
         help="service account of the run's pods (default: SKINATTN_PIPELINE_SERVICE_ACCOUNT of infra/cluster.env)",
     )
+    parser.add_argument(
+        "--pipeline-root",
+        metavar="URI",
+        help="where the runs' artifacts go, s3://bucket/prefix (default: SKINATTN_PIPELINE_ROOT of "
+        "infra/cluster.env, also the cluster's default through the kfp-launcher ConfigMap of infra/k8s)",
+    )
 
 
 def _import_pipelines():
@@ -131,13 +137,13 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _arguments(args: argparse.Namespace) -> dict:
-    from skinattn_pipelines import load_pipeline
-    from skinattn_pipelines.params import check_required, parse_params
+    """The run's typed ``--param`` arguments, refused (every bad one named, exit 2) before anything is
+    compiled, sent or run: skinattn_pipelines.validate, the rules the pipelines' first step applies too.
+    Local paths are checked for local runs only: on a cluster a path names the pods' file system."""
+    from skinattn_pipelines.validate import checked_arguments
 
-    pipeline = load_pipeline(args.pipeline)
-    arguments = parse_params(pipeline, args.param)
-    check_required(pipeline, arguments)
-    return arguments
+    local = args.pipeline_command == "run"
+    return checked_arguments(args.pipeline, args.param, reach="client", local_paths=local)
 
 
 def _run_local(args: argparse.Namespace) -> int:
@@ -163,12 +169,13 @@ def _submit(args: argparse.Namespace) -> int:
         from skinattn_pipelines import remote
 
         arguments = _arguments(args)
+        pipeline_root = remote.resolve_pipeline_root(args.pipeline_root)
         with tempfile.TemporaryDirectory(prefix="skinattn-pipeline-") as scratch:
             package = compile_pipeline(args.pipeline, str(Path(scratch) / f"{args.pipeline}.yaml"))
             client = remote.connect(args.host, args.namespace)
             run_id = remote.submit(
                 client, package, arguments, experiment=args.experiment, run_name=args.run_name,
-                service_account=_service_account(args), namespace=args.namespace,
+                service_account=_service_account(args), namespace=args.namespace, pipeline_root=pipeline_root,
             )  # fmt: skip
         print(f"submitted run {run_id} to {args.host} (experiment {args.experiment})")
         return 0
@@ -182,7 +189,9 @@ def _upload_version(args: argparse.Namespace, scratch: str) -> tuple[str, str]:
 
     pipeline = load_pipeline(args.pipeline)
     name = pipeline.name
-    package = compile_pipeline(args.pipeline, str(Path(scratch) / f"{args.pipeline}.yaml"))
+    # Compiled into the version (the upload API takes no pipeline root): runs started from the UI use it.
+    pipeline_root = remote.resolve_pipeline_root(args.pipeline_root)
+    package = compile_pipeline(args.pipeline, str(Path(scratch) / f"{args.pipeline}.yaml"), pipeline_root)
     client = remote.connect(args.host, args.namespace)
     version_name = getattr(args, "version_name", None) or remote.default_version_name(name)
     pipeline_id, version_id, version_name = remote.upload(
@@ -194,6 +203,9 @@ def _upload_version(args: argparse.Namespace, scratch: str) -> tuple[str, str]:
 
 def _upload(args: argparse.Namespace) -> int:
     def action() -> int:
+        from skinattn_pipelines.validate import checked_arguments
+
+        checked_arguments(args.pipeline, [], reach="offline")  # the defaults a run form starts from
         with tempfile.TemporaryDirectory(prefix="skinattn-pipeline-") as scratch:
             _upload_version(args, scratch)
         return 0
@@ -208,6 +220,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
         cron = validate_cron(args.cron)  # before anything is uploaded
         arguments = _arguments(args)
+        pipeline_root = remote.resolve_pipeline_root(args.pipeline_root)
         with tempfile.TemporaryDirectory(prefix="skinattn-pipeline-") as scratch:
             pipeline_id, version_id = _upload_version(args, scratch)
         client = remote.connect(args.host, args.namespace)
@@ -216,6 +229,7 @@ def _schedule(args: argparse.Namespace) -> int:
             client, experiment=args.experiment, namespace=args.namespace, pipeline_id=pipeline_id,
             version_id=version_id, job_name=job_name, cron=cron, arguments=arguments,
             service_account=_service_account(args), max_concurrency=args.max_concurrency, catchup=args.catchup,
+            pipeline_root=pipeline_root,
         )  # fmt: skip
         print(f"recurring run {recurring_id} ({job_name}): '{cron}' in experiment {args.experiment}")
         return 0

@@ -7,6 +7,10 @@ import json
 import os
 import subprocess
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skinattn.training import TrainResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Train on the train split of a folder written by 'skinattn prepare', early-stop and pick the best "
             "epoch on its val split (test is never read). Writes OUT/config.yaml, OUT/history.jsonl (one line "
             "per epoch), OUT/checkpoints/last.pt (every epoch), OUT/model/ (best model: model.safetensors + "
-            "model.json) and OUT/summary.json. Defaults are the paper's: Adam(lr=0.01, eps=0.1), "
-            "cross-entropy, batch 16. With more than one visible GPU it relaunches itself under torchrun "
+            "model.json), OUT/summary.json and OUT/curves.html (per-epoch loss and validation metrics, drawn), "
+            "plus OUT/tensorboard/ with --set train.tensorboard=true. Defaults are the paper's: "
+            "Adam(lr=0.01, eps=0.1), cross-entropy, batch 16. With more than one visible GPU it relaunches itself under torchrun "
             "(one process per GPU, DDP). See docs/training.md for every config field."
         ),
     )
@@ -77,8 +82,10 @@ def _relaunch_under_torchrun(args: argparse.Namespace) -> int | None:
     nproc = args.nproc if args.nproc is not None else torch.cuda.device_count()
     if nproc <= 1:
         return None
+    # No "--nproc 1" after the module: torchrun's argparse reads every argument, and "--nproc" is an ambiguous
+    # prefix of its --nproc-per-node (it refuses to start). Under torchrun, WORLD_SIZE stops a relaunch.
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "skinattn", "train", "--nproc", "1"]
+               "-m", "skinattn", "train"]
     if args.config:
         command += ["--config", args.config]
     for override in _overrides(args):
@@ -87,6 +94,14 @@ def _relaunch_under_torchrun(args: argparse.Namespace) -> int | None:
         command.append("--resume")
     print(f"{nproc} GPUs: relaunching under torchrun: {' '.join(command)}", file=sys.stderr)
     return subprocess.call(command)
+
+
+def _write_curves(result: TrainResult) -> None:
+    """OUT/curves.html: the same page as the pipeline's train step shows (skinattn.evaluation.curves)."""
+    from skinattn.evaluation.curves import CURVES_FILE, write_curves_page
+    from skinattn.training.trainer import HISTORY_FILE
+
+    write_curves_page(result.out_dir / HISTORY_FILE, result.out_dir / CURVES_FILE, monitor=result.monitor)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
     result = train(config, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
+        _write_curves(result)
         print(
             json.dumps(
                 {

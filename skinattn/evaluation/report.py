@@ -19,6 +19,7 @@ table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .figures img { max-width: 48%; vertical-align: top; }
+.curves img { max-width: 100%; }
 .example { display: inline-block; margin: 0 1.5em 1em 0; }
 .example figure { display: inline-block; margin: 0 4px; text-align: center; font-size: 0.8em; }
 .example img { height: 160px; }
@@ -100,6 +101,13 @@ def _examples_html(examples: Sequence[ExampleRow], has_attention: bool, target_l
     return f"<p>{intro}</p>" + "\n".join(blocks)
 
 
+def _curves_html(curves_png: bytes | None, caption: str) -> str:
+    """The training-curves section: the figure with its caption, or the caption alone saying why none is drawn."""
+    if curves_png is None:
+        return f'<p class="note">{html.escape(caption or "No training history was given, so no curves are drawn.")}</p>'
+    return f'<div class="curves">{_img(curves_png, "training curves")}</div><p class="caption">{html.escape(caption)}</p>'
+
+
 def render_report(
     *,
     title: str,
@@ -112,8 +120,11 @@ def render_report(
     examples: Sequence[ExampleRow],
     has_attention: bool,
     target_layer: str,
+    curves_png: bytes | None = None,
+    curves_caption: str = "",
 ) -> str:
-    """The whole report as one HTML string."""
+    """The whole report as one HTML string. ``curves_png`` is the training-curves figure of the model's run
+    (None when its history is not at hand); ``curves_caption`` says where it came from, or why it is absent."""
     info_rows = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in run_info.items()
     )
@@ -138,6 +149,8 @@ def render_report(
 {binary_section}
 <h2>Confusion matrix and ROC curves</h2>
 <div class="figures">{_img(confusion_png, "confusion matrix")} {_img(roc_png, "ROC curves")}</div>
+<h2>Training curves</h2>
+{_curves_html(curves_png, curves_caption)}
 <h2>Explanations</h2>
 {_examples_html(examples, has_attention, target_layer)}
 </body></html>

@@ -8,6 +8,7 @@ Everything lands in one output folder, each file written to a temporary name and
     predictions.csv        image_id, label, prediction, prob_<class>...
     predictions_isic.csv   the ISIC challenge layout: image + one upper-case column per class
     confusion_matrix.png, roc.png
+    training_curves.png    per-epoch loss and validation metrics, only when the model's history.jsonl is found
     overlays/              <image_id>_input.png, _attention.png (SA models), _gradcam.png, _panel.png
     report.html            self-contained: everything above that is a picture or a table, embedded
 """
@@ -28,6 +29,7 @@ from skinattn.data.images import open_image
 from skinattn.errors import DataError
 from skinattn.evaluation import figures, tables
 from skinattn.evaluation.explain import Explainer, Explanation, display_image, side_by_side
+from skinattn.evaluation.history import HISTORY_FILE, find_history, read_history
 from skinattn.evaluation.metrics import compute_metrics, to_json_ready
 from skinattn.evaluation.predict import (
     check_labels_known,
@@ -192,6 +194,10 @@ def evaluate(
     _write_bytes(out / "confusion_matrix.png", confusion_png)
     _write_bytes(out / "roc.png", roc_png)
 
+    curves_png, curves_caption = _training_curves(model_dir, card)
+    if curves_png is not None:
+        _write_bytes(out / "training_curves.png", curves_png)
+
     explainer = Explainer(model, device)
     examples = _explain_examples(explainer, pick_examples(rows, settings.explain_per_class), out / OVERLAY_DIR)
 
@@ -210,10 +216,33 @@ def evaluate(
         examples=examples,
         has_attention=model.has_attention,
         target_layer=explainer.target_layer_description,
+        curves_png=curves_png,
+        curves_caption=curves_caption,
     )
     with atomic_open(out / "report.html") as handle:
         handle.write(html_text)
     return metrics
+
+
+def _training_curves(model_dir: str | Path, card: dict[str, Any]) -> tuple[bytes | None, str]:
+    """The training-curves figure of the run that produced the model, and the report's caption for it.
+
+    A missing or unreadable history never fails an evaluation: the caption then says plainly why there are
+    no curves (a model from the registry or ``skinattn models init`` carries no history)."""
+    path = find_history(model_dir)
+    if path is None:
+        return None, (
+            f"No training curves: no {HISTORY_FILE} in the model folder or beside it (models from the registry "
+            "or 'skinattn models init' carry no training history)."
+        )
+    try:
+        history = read_history(path)
+    except DataError as exc:
+        return None, f"No training curves: {exc}"
+    if not history:
+        return None, f"No training curves: {path} holds no finished epoch."
+    monitor = ((card.get("metadata") or {}).get("training") or {}).get("monitor")
+    return figures.training_curves_png(history, monitor), f"Per-epoch training loss and validation metrics from {path}."
 
 
 def _explain_examples(explainer: Explainer, rows: pd.DataFrame, overlay_dir: Path) -> list[ExampleRow]:

@@ -131,6 +131,14 @@ class Registry:
         numbers = self._numbers(PRODUCTION)
         return self._read_promotion(numbers[-1]) if numbers else None
 
+    def location(self, version: ModelVersion) -> str:
+        """Where ``version``'s record lives: ``s3://bucket/prefix/versions/000003.json`` or an absolute path.
+
+        The record names every file of the version by its sha256, so this one location identifies the exact
+        model; it is what pipeline runs record as their link to the registry.
+        """
+        return self.store.location(_record_key(VERSIONS, version.number))
+
     def production(self) -> ModelVersion | None:
         """The production version, or None when nothing has been promoted yet."""
         head = self._production_head()

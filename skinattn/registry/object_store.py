@@ -64,6 +64,10 @@ class ObjectStore(abc.ABC):
     def list(self, prefix: str) -> list[str]:
         """Every key under the folder ``prefix`` (``'versions'`` lists ``versions/...``), sorted."""
 
+    def location(self, key: str) -> str:
+        """Where the object ``key`` lives, as other tools name it (``s3://bucket/prefix/key``, an absolute path)."""
+        return f"{self.uri}/{check_key(key)}"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
 
@@ -77,6 +81,10 @@ class LocalStore(ObjectStore):
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    def location(self, key: str) -> str:
+        # Absolute: a location recorded by one process (a pipeline step) is read from another working directory.
+        return str(self._path(key).absolute())
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         final = self._path(key)

@@ -1,7 +1,8 @@
 """The steps of the Kubeflow pipelines, as plain functions on folders and files.
 
 One module per area, mirroring ``components/``: :mod:`~skinattn.steps.data`, :mod:`~skinattn.steps.training`,
-:mod:`~skinattn.steps.evaluation`, :mod:`~skinattn.steps.registry` and :mod:`~skinattn.steps.scoring`. Each KFP
+:mod:`~skinattn.steps.evaluation`, :mod:`~skinattn.steps.registry`, :mod:`~skinattn.steps.scoring` and
+:mod:`~skinattn.steps.validation` (every pipeline's first task). Each KFP
 component is a thin wrapper that calls exactly one function here with its artifact paths
 (``from skinattn.steps import data as steps``, inside the component body): the steps stay thin too, the
 logic lives in the library packages they call, where it is tested without Kubeflow, and the component

@@ -27,14 +27,17 @@ def prepare_step(manifest: str | Path, out: str | Path, seed: int, cache_size: i
     """Split (grouped by lesion, stratified), balance train, and build the resize cache at ``cache_size``.
 
     Building the cache here puts it inside the prepared data set, so training finds it and every retry or
-    cached re-run of the train step skips the decoding.
+    cached re-run of the train step skips the decoding. Returns the counts plus ``data_fingerprint`` (the
+    registry's fingerprint of the prepared manifest: every image, label and split), computed here so that the
+    register step receives a string instead of downloading the prepared set, resize cache included.
     """
     from skinattn.data.balance import BalanceSpec
     from skinattn.data.prepare import prepare
     from skinattn.data.splits import SplitSpec
+    from skinattn.registry import fingerprint_manifest
 
     result = prepare(
         manifest, out, SplitSpec(seed=seed), BalanceSpec(seed=seed), cache_size=cache_size or None, progress=False
     )
     print(result.table)
-    return result.counts
+    return result.counts | {"data_fingerprint": fingerprint_manifest(out)}

@@ -26,14 +26,31 @@ def resolve_scoring_model(model: str, registry_root: str) -> str:
     ``production`` and ``latest`` are resolved ONCE, here (:func:`skinattn.scoring.pin_model`), so that a
     promotion while the shards run cannot give two shards two different models (the merge would refuse them).
     """
+    return pin_scoring_model(model, registry_root)["model"]
+
+
+def pin_scoring_model(model: str, registry_root: str, record_out: str | Path | None = None) -> dict[str, Any]:
+    """:func:`resolve_scoring_model`, and what the run records about that model: ``{"model": <what every
+    shard gets>, "lineage": <artifact metadata>}``. For a registry version, the lineage is the registry's
+    (:func:`skinattn.steps.registry.version_lineage`: ``registry_uri``, version, metrics, fingerprint) and
+    ``record_out`` receives the version's record; for a model folder, its path (nothing in the registry)."""
+    from skinattn.fileio import write_json
     from skinattn.scoring.model_source import pin_model
+    from skinattn.steps.registry import version_lineage, write_version_record
 
     pinned = pin_model(model, registry_root or None)
     if pinned.record is None:
         print(f"model folder {model}")
+        lineage = {"model_folder": str(Path(model).absolute()), "version": pinned.name}
+        if record_out is not None:
+            write_json(record_out, lineage)
     else:
-        print(f"model {model!r} in {registry_root} is {pinned.name}")
-    return pinned.name
+        assert pinned.registry is not None  # pin_model sets both for a registry spec
+        print(f"model {model!r} in {registry_root} is {pinned.name} ({pinned.registry.location(pinned.record)})")
+        lineage = version_lineage(pinned.registry, pinned.record) | {"requested": model}
+        if record_out is not None:
+            write_version_record(pinned.registry, pinned.record, record_out)
+    return {"model": pinned.name, "lineage": lineage}
 
 
 def shard_archive_step(source_uri: str, num_shards: int, out: str | Path) -> list[str]:

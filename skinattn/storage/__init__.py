@@ -4,7 +4,8 @@
   and a reason when the file must not be read);
 - :func:`open_stream` opens one file as a stream that never yields more than a byte budget;
 - :func:`read_bytes` reads one file within that budget;
-- :func:`publish_folder` copies a folder of results to a folder or an S3 prefix.
+- :func:`publish_folder` copies a folder of results to a folder or an S3 prefix;
+- :func:`fetch_folder` copies a folder or an S3 prefix into a local folder (the trainer nodes of a TrainJob).
 
 The safety policy lives here, once, for ingest, scoring, the cache builder and the pipeline steps:
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import os
 
 from skinattn.storage import s3, zips
-from skinattn.storage.access import list_source, open_stream, publish_folder, read_bytes
+from skinattn.storage.access import fetch_folder, list_source, open_stream, publish_folder, read_bytes
 from skinattn.storage.entries import (
     IMAGE_SUFFIXES,
     S3_SCHEME,
@@ -36,8 +37,10 @@ from skinattn.storage.entries import (
 from skinattn.storage.limits import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_COMPRESSION_RATIO,
+    DEFAULT_MAX_FETCH_BYTES,
     DEFAULT_MAX_FILE_BYTES,
     max_compression_ratio,
+    max_fetch_bytes,
     max_file_bytes,
 )
 
@@ -53,14 +56,17 @@ os.register_at_fork(after_in_child=reset_handles)
 __all__ = [
     "DEFAULT_MAX_ARCHIVE_BYTES",
     "DEFAULT_MAX_COMPRESSION_RATIO",
+    "DEFAULT_MAX_FETCH_BYTES",
     "DEFAULT_MAX_FILE_BYTES",
     "IMAGE_SUFFIXES",
     "S3_SCHEME",
     "ZIP_SCHEME",
     "Entry",
+    "fetch_folder",
     "is_clutter",
     "list_source",
     "max_compression_ratio",
+    "max_fetch_bytes",
     "max_file_bytes",
     "open_stream",
     "parse_s3_uri",

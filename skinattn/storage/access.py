@@ -1,4 +1,5 @@
-"""The storage layer's four operations on locations of any kind: list, open a bounded stream, read, publish.
+"""The storage layer's operations on locations of any kind: list, open a bounded stream, read, publish a
+folder, fetch a folder.
 
 Each dispatches on the location's scheme (see :mod:`skinattn.storage.entries`) to :mod:`.local`,
 :mod:`.zips` or :mod:`.s3`, which hold the safety policy of their kind.
@@ -13,7 +14,7 @@ from pathlib import Path
 from skinattn.errors import DataError
 from skinattn.storage import local, s3, zips
 from skinattn.storage.entries import S3_SCHEME, ZIP_SCHEME, Entry, parse_s3_uri, split_zip_location
-from skinattn.storage.limits import DEFAULT_MAX_ARCHIVE_BYTES, BoundedReader, max_file_bytes
+from skinattn.storage.limits import DEFAULT_MAX_ARCHIVE_BYTES, BoundedReader, max_fetch_bytes, max_file_bytes
 
 
 def list_source(location: str, max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES, *, strict: bool = True) -> list[Entry]:
@@ -88,3 +89,66 @@ def publish_folder(folder: str | Path, dest_uri: str) -> list[str]:
                 shutil.copyfile(path, tmp)
         written.append(target)
     return written
+
+
+def _fetch_entries(src: str) -> list[Entry]:
+    """The files under a folder or an S3 prefix, as they are (archives are files here, not opened)."""
+    if src.startswith(S3_SCHEME):
+        entries = list(s3.list_entries(src, strict=False))
+    else:
+        root = Path(src)
+        if not root.is_dir():
+            raise DataError(f"{src}: not a folder or an s3:// prefix" if root.exists() else f"{src}: no such folder")
+        entries = [
+            entry or Entry(path.relative_to(root.resolve()).as_posix(), str(path), path.stat().st_size)
+            for path, entry in local.walk_folder(root)
+        ]
+    if not entries:
+        raise DataError(f"{src}: no files found")
+    return entries
+
+
+def _target(dest: Path, entry: Entry, src: str) -> Path:
+    """Where ``entry`` lands under ``dest``; a key that would land elsewhere (``..``, absolute) is refused."""
+    parts = entry.relpath.split("/")
+    if entry.relpath.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise DataError(f"{entry.location}: the name {entry.relpath!r} would land outside the copy of {src}; refused")
+    target = dest.joinpath(*parts)
+    if not target.resolve().is_relative_to(dest.resolve()):
+        raise DataError(f"{entry.location}: resolves outside {dest}; refused")
+    return target
+
+
+def fetch_folder(src: str, dest: str | Path, max_total_bytes: int | None = None) -> list[Path]:
+    """Copy every file under ``src`` (a folder, or ``s3://bucket/prefix``) into the local folder ``dest``,
+    keeping relative paths; return the written paths. The mirror of :func:`publish_folder`.
+
+    The storage policy applies as for reads, with one budget for the whole copy instead of the per-file read
+    budget (a resize cache is one file of gigabytes, written to disk, never held in memory): the declared
+    total is checked against ``max_total_bytes`` (default ``$SKINATTN_MAX_FETCH_BYTES``, 64 GiB) before
+    anything is copied, and every file is read as a bounded stream of what is left of it. Links out of a
+    local folder and names that would land outside ``dest`` are refused; each file is written under a
+    temporary name and renamed, so no reader sees half a file.
+    """
+    from skinattn.fileio import atomic_path
+
+    budget = max_fetch_bytes() if max_total_bytes is None else max_total_bytes
+    dest = Path(dest)
+    entries = _fetch_entries(src)
+    for entry in entries:
+        if entry.refused:
+            raise DataError(entry.refused)
+    targets = [_target(dest, entry, src) for entry in entries]
+    declared = sum(entry.size for entry in entries)
+    if declared > budget:
+        raise DataError(
+            f"{src}: {len(entries)} files of {declared:,} bytes, over the limit of {budget:,} for one copy "
+            "(SKINATTN_MAX_FETCH_BYTES); refused"
+        )
+    left = budget
+    for entry, target in zip(entries, targets, strict=True):
+        with open_stream(entry.location, max_bytes=left) as stream, atomic_path(target) as tmp:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(stream, out, 1024 * 1024)
+                left -= out.tell()
+    return targets

@@ -25,6 +25,9 @@ DEFAULT_MAX_COMPRESSION_RATIO = 100
 RATIO_CHECK_FROM_BYTES = 1024**2
 # Cap on the total declared uncompressed size of one archive (HAM10000's two zips are ~3 GB together).
 DEFAULT_MAX_ARCHIVE_BYTES = 64 * 1024**3
+# Cap on what one fetch_folder copies to local disk in all (a prepared data set with its 299 px resize cache is
+# ~3 GB; its images.npy is one file far above the per-file read budget, which is meant for reads into memory).
+DEFAULT_MAX_FETCH_BYTES = 64 * 1024**3
 
 
 def max_file_bytes() -> int:
@@ -35,6 +38,12 @@ def max_file_bytes() -> int:
 def max_compression_ratio() -> int:
     """``$SKINATTN_MAX_COMPRESSION_RATIO`` when set, else DEFAULT_MAX_COMPRESSION_RATIO."""
     return _env_limit("SKINATTN_MAX_COMPRESSION_RATIO", DEFAULT_MAX_COMPRESSION_RATIO)
+
+
+def max_fetch_bytes() -> int:
+    """The budget of one folder copy to disk (fetch_folder): ``$SKINATTN_MAX_FETCH_BYTES`` when set, else
+    DEFAULT_MAX_FETCH_BYTES."""
+    return _env_limit("SKINATTN_MAX_FETCH_BYTES", DEFAULT_MAX_FETCH_BYTES)
 
 
 def _env_limit(name: str, default: int) -> int:

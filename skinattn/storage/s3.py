@@ -39,18 +39,43 @@ def client():  # noqa: ANN201 - botocore's client class is generated at run time
     with _lock:
         cached = _clients.get(key)
         if cached is None:
-            import boto3  # imported here: only S3 users pay for it
-            from botocore.config import Config
-
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-            config = Config(
-                s3={"addressing_style": "path" if endpoint else "auto"},
-                retries={"max_attempts": 5, "mode": "standard"},
-                max_pool_connections=32,
-            )
-            cached = boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=config)
+            cached = _new_client(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
             _clients[key] = cached
         return cached
+
+
+def _new_client(**config: object):  # noqa: ANN202 - see client()
+    import boto3  # imported here: only S3 users pay for it
+    from botocore.config import Config
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    settings = Config(s3={"addressing_style": "path" if endpoint else "auto"}, **config)
+    return boto3.session.Session().client("s3", endpoint_url=endpoint or None, config=settings)
+
+
+def configured() -> bool:
+    """Whether this environment names an S3 endpoint or credentials (variables, or a shared credentials
+    file): a pre-flight check from a workstation only asks S3 when someone set it up to be asked."""
+    if any(os.environ.get(name) for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")):
+        return True
+    credentials = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.expanduser("~/.aws/credentials")
+    return os.path.isfile(credentials)
+
+
+def probe(uri: str, *, timeout_s: float) -> bool:
+    """Whether any object lies under the prefix ``uri``: ONE list request for at most one key, with a fresh
+    client whose timeouts are ``timeout_s`` and which does not retry, so that a pre-flight check answers in
+    seconds. A missing bucket, refused credentials or an unreachable endpoint raise DataError."""
+    bucket, prefix = parse_s3_uri(uri)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    try:
+        probe_client = _new_client(connect_timeout=timeout_s, read_timeout=timeout_s,
+                                   retries={"max_attempts": 1, "mode": "standard"})  # fmt: skip
+        response = probe_client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except failures() as exc:
+        raise request_error(uri, exc) from exc
+    return int(response.get("KeyCount", 0)) > 0
 
 
 def reset() -> None:

@@ -119,7 +119,9 @@ class TrainSection:
     """The loop. ``epochs`` is the maximum; training stops earlier when ``monitor`` (on the validation
     split) has not improved by ``min_delta`` for ``patience`` epochs. The best epoch by ``monitor`` is the
     saved model. ``device``: auto (CUDA when available), cpu, cuda. ``precision``: auto (bf16 autocast on
-    CUDA, fp32 on CPU), bf16, fp32. ``channels_last``: None = on for CUDA."""
+    CUDA, fp32 on CPU), bf16, fp32. ``channels_last``: None = on for CUDA. ``tensorboard``: also write
+    TensorBoard event files to ``<out_dir>/tensorboard/`` (needs the ``tensorboard`` extra; see
+    ``skinattn.training.tensorboard_log``)."""
 
     epochs: int = 150
     batch_size: int = 16
@@ -134,6 +136,7 @@ class TrainSection:
     channels_last: bool | None = None
     compile: bool = False
     progress: bool = True
+    tensorboard: bool = False
 
 
 @dataclasses.dataclass

@@ -91,7 +91,10 @@ def resolve_runtime(train: TrainSection, num_workers: int | None) -> Runtime:
         autocast_dtype = None
     channels_last = use_cuda if train.channels_last is None else train.channels_last
     if num_workers is None:
-        per_process = (os.cpu_count() or 1) // max(1, world_size if use_cuda else 1)
+        # The processes sharing this machine's cores: those of this node (LOCAL_WORLD_SIZE under torchrun), not
+        # all ranks of a multi-node run.
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        per_process = (os.cpu_count() or 1) // max(1, local_world if use_cuda else 1)
         num_workers = min(MAX_CUDA_WORKERS, max(1, per_process - 1)) if use_cuda else 0
     return Runtime(device, autocast_dtype, channels_last, use_cuda, num_workers, rank, local_rank, world_size)
 
@@ -135,9 +138,13 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 @contextlib.contextmanager
 def main_process_first(runtime: Runtime) -> Iterator[None]:
-    """Let rank 0 do something (build a cache) before the other ranks do the same and find it done."""
-    if not runtime.is_main:
+    """Let the first process of each node (local rank 0; rank 0 on one node) do something (build a cache in a
+    node-local folder) before the node's other processes do the same and find it done. Every rank passes one
+    barrier: the first processes after the work, the others before it. On several nodes each node's first
+    process works on its own copy (a TrainJob's nodes fetch the prepared set to their own disks)."""
+    first = runtime.local_rank == 0
+    if not first:
         barrier(runtime)
     yield
-    if runtime.is_main:
+    if first:
         barrier(runtime)

@@ -7,6 +7,7 @@ Output folder (``config.out_dir``)::
     checkpoints/last.pt      the state after the last finished epoch (see skinattn.training.checkpoint)
     model/                   the best epoch's model (model.safetensors + model.json via save_model)
     summary.json             the outcome: best epoch and metric, why training stopped, validation figures
+    tensorboard/             TensorBoard event files, only with train.tensorboard (skinattn.training.tensorboard_log)
 
 Why resume is exact: every source of randomness in an epoch is re-seeded from (seed, epoch) when the
 epoch starts -- the sample order, the DataLoader workers' augmentation seeds, and the global generators
@@ -61,6 +62,7 @@ from skinattn.training.device import (
     seed_everything,
     shutdown_distributed,
 )
+from skinattn.training.tensorboard_log import EventLog, require_tensorboard
 from skinattn.training.validation import is_improvement, per_class_recall, validation_metrics
 
 CONFIG_FILE = "config.yaml"
@@ -71,7 +73,7 @@ MODEL_DIR = "model"
 # computes. (A different device or worker count resumes correctly but not bit-identically.)
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {"out_dir", "train.epochs", "train.patience", "train.progress", "train.device", "train.compile",
-     "data.num_workers", "data.cache_dir"}
+     "train.tensorboard", "data.num_workers", "data.cache_dir"}
 )
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -121,6 +123,10 @@ class Trainer:
         self.config = config
         self.runtime = runtime
         self.out = Path(config.out_dir)
+        if config.train.tensorboard:  # every rank checks, so that none is left waiting for the others
+            require_tensorboard()
+        # Rank 0's per-batch losses of the running epoch, kept only for the TensorBoard event files.
+        self.batch_losses: list[float] | None = [] if config.train.tensorboard and runtime.is_main else None
         seed_everything(config.train.seed, config.train.deterministic)
 
         self.splits = load_prepared(config.data.prepared)
@@ -180,7 +186,7 @@ class Trainer:
         cfg, rt, splits = self.config, self.runtime, self.splits
         mean, std = self.model.config.mean, self.model.config.std
         progress = cfg.train.progress and rt.is_main
-        with main_process_first(rt):  # rank 0 builds a missing cache, the others then open it
+        with main_process_first(rt):  # each node's first process builds a missing cache, the others open it
             train_cache = resolve_cache(splits.train, "train", self.size, cfg.data, progress)
             val_cache = resolve_cache(splits.val, "val", self.size, cfg.data, progress)
         positions = training_positions(splits, cfg.data.balance)
@@ -223,6 +229,18 @@ class Trainer:
         if self.config.train.compile:
             step_model = torch.compile(step_model)
 
+        events = EventLog(self.out) if self.batch_losses is not None else None
+        try:
+            return self._epochs(step_model, state, callbacks, events)
+        finally:
+            if events is not None:
+                events.close()
+
+    def _epochs(
+        self, step_model: nn.Module, state: dict[str, Any], callbacks: list[EpochCallback], events: EventLog | None
+    ) -> TrainResult:
+        """Epochs until early stopping or ``train.epochs``; rank 0 writes each one's files as it ends."""
+        rt = self.runtime
         history: list[dict[str, Any]] = state["history"]
         stop_reason = state.get("stop_reason") or ""
         epoch = state["epoch"]
@@ -245,6 +263,8 @@ class Trainer:
             if rt.is_main:
                 self._write_checkpoint(state)
                 self._append_history(record)
+                if events is not None:
+                    events.write_epoch(record, self.batch_losses, first_batch=(epoch - 1) * len(self.train_loader) + 1)
                 if self.config.train.progress:
                     tqdm.write(_epoch_line(record, self.config.train.monitor))
             for callback in callbacks:
@@ -300,6 +320,8 @@ class Trainer:
         start = time.perf_counter()
         step_model.train()
         totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, images
+        if self.batch_losses is not None:
+            self.batch_losses.clear()
         bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch", leave=False,
                    disable=not (cfg.train.progress and rt.is_main))
         for images, labels in bar:
@@ -310,8 +332,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            n = labels.shape[0]
-            totals += torch.tensor([loss.item() * n, (logits.argmax(1) == labels).sum().item(), n], dtype=torch.float64)
+            n, batch_loss = labels.shape[0], loss.item()
+            totals += torch.tensor([batch_loss * n, (logits.argmax(1) == labels).sum().item(), n], dtype=torch.float64)
+            if self.batch_losses is not None:
+                self.batch_losses.append(batch_loss)
             bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}")
         totals = all_reduce_sum(totals, rt)
         train_seconds = time.perf_counter() - start

@@ -91,6 +91,27 @@ def test_minio_uses_the_agreed_secret_and_keys(clean_env):
     assert job["containers"][0]["envFrom"] == [{"configMapRef": {"name": s3.config_map}}, {"secretRef": {"name": s3.secret}}]
 
 
+def test_kfp_launcher_writes_the_pipeline_root_to_the_project_bucket(clean_env):
+    """KFP's launcher config (namespace of the runs) defaults every run to SKINATTN_PIPELINE_ROOT, in the
+    bucket that every S3 settings file names, with the agreed Secret; the runner's Role may read it."""
+    s3, root = cluster.s3_settings(), cluster.pipeline_root()
+    (pipelines,) = yaml_docs(K8S / "base" / "pipelines" / "kustomization.yaml")
+    assert "kfp-launcher.yaml" in pipelines["resources"] and pipelines["namespace"] == cluster.kfp_namespace()
+    (launcher,) = yaml_docs(K8S / "base" / "pipelines" / "kfp-launcher.yaml")
+    assert launcher["metadata"]["name"] == "kfp-launcher"  # the name KFP's launcher looks up
+    assert launcher["data"]["defaultPipelineRoot"] == root
+    bucket = root.removeprefix("s3://").split("/", 1)[0]
+    for env_file in (K8S / "base" / "s3-settings" / "s3.env", K8S / "overlays" / "gpu-cluster" / "s3-settings.env"):
+        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+        assert values["SKINATTN_S3_BUCKET"] == bucket, env_file
+    credentials = yaml.safe_load(launcher["data"]["providers"])["s3"]["default"]["credentials"]
+    assert credentials["fromEnv"] is False
+    ref = credentials["secretRef"]
+    assert ref["secretName"] == s3.secret and [ref["accessKeyKey"], ref["secretKeyKey"]] == list(s3.secret_keys)
+    (role,) = [d for d in yaml_docs(K8S / "base" / "pipelines" / "rbac.yaml") if d["kind"] == "Role"]
+    assert any(s3.secret in rule.get("resourceNames", []) for rule in role["rules"] if rule["resources"] == ["secrets"])
+
+
 def test_no_secret_is_committed():
     for path in K8S.rglob("*.yaml"):
         assert all(doc.get("kind") != "Secret" for doc in yaml_docs(path)), path

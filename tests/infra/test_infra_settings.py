@@ -68,6 +68,29 @@ def test_s3_settings(clean_env):
     assert cluster.namespace() != cluster.kfp_namespace()
 
 
+def test_pipeline_root_is_a_prefix_of_the_project_bucket(clean_env):
+    assert cluster.pipeline_root() == read_env_file(INFRA / "cluster.env")["SKINATTN_PIPELINE_ROOT"]
+    assert cluster.pipeline_root() == "s3://skinattn/pipeline-root"
+    clean_env.setenv("SKINATTN_PIPELINE_ROOT", "s3://other-bucket/kfp")
+    assert cluster.pipeline_root() == "s3://other-bucket/kfp"
+
+
+@pytest.mark.parametrize("root", ["s3://bucket", "s3://bucket/a/b", "gs://bucket/p", "minio://mlpipeline/v2/artifacts",
+                                  "s3://bucket/p?region=eu-west-1"])  # fmt: skip
+def test_pipeline_roots_the_launcher_accepts(root):
+    assert cluster.check_pipeline_root(f" {root} ") == root
+
+
+@pytest.mark.parametrize("root", ["/mnt/artifacts", "kfp-local", "file:///tmp/x", "https://s3.amazonaws.com/b/p",
+                                  "s3://", "s3:///prefix", "S3://bucket/p"])  # fmt: skip
+def test_pipeline_roots_the_launcher_cannot_write_are_refused(root, clean_env):
+    with pytest.raises(ValueError, match="not an object store URI"):
+        cluster.check_pipeline_root(root)
+    clean_env.setenv("SKINATTN_PIPELINE_ROOT", root)
+    with pytest.raises(ConventionFileError, match="SKINATTN_PIPELINE_ROOT: pipeline root"):
+        cluster.pipeline_root()
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [

@@ -53,6 +53,14 @@ def test_the_real_manifest_environment_is_passed_exactly(options):
     assert options.env == (("BENTOML_HOME", "/tmp/bentoml"), ("HOME", "/tmp"), ("BENTOML_DO_NOT_TRACK", "True"))
 
 
+def test_the_api_token_comes_from_an_optional_secret_and_the_run_goes_without_it(options):
+    """The bearer token of the endpoint (docs/serving.md) is read from the Secret skinattn-serving-auth, which
+    may be absent (the server then runs open): the local run reproduces that case, and passes no token."""
+    assert options.optional_secret_env == (("SKINATTN_API_TOKEN", "skinattn-serving-auth", "token"),)
+    assert "SKINATTN_API_TOKEN" not in options.env_dict
+    assert not any("SKINATTN_API_TOKEN" in arg for arg in options.run_args("podman") + options.run_args("docker"))
+
+
 def test_the_real_manifest_drops_privileges_and_limits_resources(options):
     assert options.cap_drop == ("ALL",) and options.cap_add == ()
     assert options.no_new_privileges is True
@@ -117,6 +125,10 @@ UNSUPPORTED = {
     "pod securityContext.sysctls": lambda d: pod(d)["securityContext"].update(sysctls=[{"name": "a", "value": "1"}]),
     "seccomp Localhost": lambda d: pod(d)["securityContext"].update(seccompProfile={"type": "Localhost", "localhostProfile": "x"}),
     "env valueFrom": lambda d: container(d)["env"].append({"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}),
+    "env from a Secret key not optional": lambda d: container(d)["env"].append(
+        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": False}}}),
+    "env from a ConfigMap key": lambda d: container(d)["env"].append(
+        {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k", "optional": True}}}),
     "envFrom": lambda d: container(d).update(envFrom=[{"configMapRef": {"name": "skinattn-s3"}}]),
     "configMap volume": lambda d: pod(d)["volumes"].append({"name": "cfg", "configMap": {"name": "c"}}),
     "emptyDir with an unknown field": lambda d: pod(d)["volumes"][0]["emptyDir"].update(unknown=True),

@@ -102,10 +102,11 @@ def test_each_branch_fans_out_over_the_shards_and_merges_them(compiled):
         collected = merge["inputs"]["artifacts"]["scored"]["taskOutputArtifact"]
         assert collected["producerTask"] == loop_key and collected["outputArtifactKey"].endswith("scored")
         assert merge["cachingOptions"].get("enableCache", False) is False
+        assert "retryPolicy" not in merge  # deterministic refusals; a retried run finds the shards cached
     root = spec["root"]["dag"]["tasks"]
     for name in ("resolve-scoring-model", "shard-archive"):
         assert root[name]["cachingOptions"].get("enableCache", False) is False, name
-        assert root[name]["retryPolicy"]["maxRetryCount"] == 3, name
+        assert "retryPolicy" not in root[name], name  # a wrong URI or version fails the same way every time
     outputs = spec["components"]["comp-merge-scores"]["outputDefinitions"]["artifacts"]
     assert {k: v["artifactType"]["schemaTitle"] for k, v in outputs.items()} == {
         "predictions": "system.Dataset", "errors": "system.Dataset", "summary": "system.Markdown",

@@ -58,6 +58,11 @@ def test_three_shards_merge_into_the_unsharded_result(tmp_path):
     assert merged["image_id"].is_unique and sorted(merged["image_id"]) == sorted(labels)  # every image exactly once
     pd.testing.assert_frame_equal(merged, read_table(single), check_exact=False, atol=1e-6)
     assert set(merged["model_version"]) == {"v1"}  # "production", resolved once
+    # ... and recorded as the run's link to the registry (lineage), like register's Model artifact
+    resolved = json.loads((run_dir / "resolve-scoring-model" / "executor_output.json").read_text())
+    lineage = resolved["artifacts"]["scoring_model"]["artifacts"][0]["metadata"]
+    assert lineage["registry_uri"] == registry.location(registry.get("v1"))
+    assert (lineage["version"], lineage["requested"]) == ("v1", "production")
 
     errors = pd.read_csv(artifact["errors"], dtype=str, keep_default_na=False)  # a CSV named after the output
     assert errors["image_id"].tolist() == [CORRUPT_ID] and "truncated" in errors["reason"][0]

@@ -62,7 +62,7 @@ def test_pipeline_compiles_with_project_images_and_gpu_train(name, tmp_path, cle
         assert platform[executor_name]["secretAsEnv"][0]["secretName"] == s3.secret
 
     tasks = _tasks(spec)
-    assert tasks["ingest"]["retryPolicy"]["maxRetryCount"] == 3
+    assert "retryPolicy" not in tasks["ingest"]  # a wrong URI fails in seconds, not after minutes of retries
     assert tasks["train"]["retryPolicy"]["maxRetryCount"] == 2
     assert tasks["train"]["retryPolicy"]["backoffFactor"] == 2.0
     assert tasks["ingest"]["cachingOptions"].get("enableCache", False) is False
@@ -96,3 +96,10 @@ def test_ablation_pipeline_fans_out_and_collects(tmp_path, clean_env):
     assert len(default) == 10 and {c["soft_attention"] for c in default} == {True, False}
     table_inputs = spec["root"]["dag"]["tasks"]["ablation-table"]["inputs"]["artifacts"]["evaluations"]
     assert table_inputs["taskOutputArtifact"]["producerTask"] == loop_key
+
+
+def test_train_task_shows_its_training_curves_as_an_html_artifact(tmp_path, clean_env):
+    spec, _ = _compiled("training", tmp_path)
+    outputs = spec["components"]["comp-train"]["outputDefinitions"]["artifacts"]
+    assert outputs["curves"]["artifactType"]["schemaTitle"] == "system.HTML"
+    assert outputs["model"]["artifactType"]["schemaTitle"] == "system.Model"

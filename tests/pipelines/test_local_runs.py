@@ -41,6 +41,20 @@ def test_training_pipeline_promotes_first_and_keeps_an_equal_model(sample, tmp_p
     assert production.run_id and production.data_fingerprint.startswith("sha256:")
     assert production.params["model"]["arch"] == "resnet10t" and "balanced_accuracy" in production.metrics
 
+    # Lineage: register's Model artifact names the new registry version (its record) and says what it is; its
+    # own URI stays in the run's pipeline root, where its file is a copy of that record (docs/pipelines.md).
+    fingerprint = _output(first, "prepare")["parameterValues"]["Output"]  # register got this, not the data set
+    prepared = _output(first, "prepare")["artifacts"]["prepared"]["artifacts"][0]
+    assert prepared["metadata"]["data_fingerprint"] == fingerprint == production.data_fingerprint
+    registered = _output(first, "register")["artifacts"]["registered_model"]["artifacts"][0]
+    lineage = registered["metadata"]
+    assert lineage["registry_uri"] == registry.location(production) == str(Path(registry_root, "versions", "000001.json"))
+    assert (lineage["version"], lineage["promoted"], lineage["data_fingerprint"]) == ("v1", True, fingerprint)
+    assert lineage["metrics"]["balanced_accuracy"] == production.metrics["balanced_accuracy"]
+    assert Path(registered["uri"]) == first / "register" / "registered_model"
+    record = json.loads(Path(registered["uri"]).read_text())
+    assert record["registry_uri"] == lineage["registry_uri"] and record["files"]["model.safetensors"]["sha256"]
+
     # What the KFP UI draws: headline metrics, a 7x7 confusion matrix and a ROC curve, plus HTML and Markdown.
     artifacts = {name: a["artifacts"][0] for name, a in _output(first, "evaluate")["artifacts"].items()}
     assert set(artifacts["metrics"]["metadata"]) >= {"accuracy", "balanced_accuracy", "weighted_avg.auc"}
@@ -51,6 +65,8 @@ def test_training_pipeline_promotes_first_and_keeps_an_equal_model(sample, tmp_p
     assert "<html" in Path(artifacts["report"]["uri"]).read_text().lower()
     assert Path(artifacts["table"]["uri"]).read_text().startswith("| Dis. | Precision | AUC |")
     assert (first / "train" / "model" / "model.safetensors").is_file()
+    curves = _output(first, "train")["artifacts"]["curves"]["artifacts"][0]  # the train task's HTML in the UI
+    assert 'src="data:image/png;base64,' in Path(curves["uri"]).read_text()
 
     # Same data, same seed: the same model; the re-evaluated champion ties, and a tie keeps production.
     second = run_local("training", params, tmp_path / "root")

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from _kfp_stand_in import API, KfpStandIn
-from skinattn_components.cluster import gpu_node_pool, pipeline_service_account
+from skinattn_components.cluster import gpu_node_pool, pipeline_root, pipeline_service_account
 from skinattn_pipelines import load_pipeline
 from skinattn.cli import main
 
@@ -73,6 +73,8 @@ def test_submit_creates_the_experiment_then_a_run_of_the_compiled_spec(kfp_api, 
     assert run["display_name"] == "nightly-check"
     assert run["service_account"] == pipeline_service_account()
     assert run["runtime_config"]["parameters"] == {"epochs": 3, "arch": "resnet18", "soft_attention": False}
+    # Artifacts go to the project's bucket (infra/cluster.env), not KFP's bundled store.
+    assert run["runtime_config"]["pipeline_root"] == pipeline_root() == "s3://skinattn/pipeline-root"
     # The run carries the compiled spec itself (no upload): our pipeline, with the parameters declared.
     spec = run["pipeline_spec"]["pipeline_spec"]
     assert spec["pipelineInfo"]["name"] == TRAINING_NAME
@@ -80,16 +82,28 @@ def test_submit_creates_the_experiment_then_a_run_of_the_compiled_spec(kfp_api, 
     # ... and the kfp.kubernetes settings (GPU pool toleration) travel in the platform spec next to it.
     assert gpu_node_pool().taint_key in json.dumps(run["pipeline_spec"]["platform_spec"])
 
-    # A second submit to the same experiment reuses it.
+    # A second submit to the same experiment reuses it; --pipeline-root puts this run's artifacts elsewhere.
     code, out, err = skinattn_in_process(
-        capsys, "pipeline", "submit", "--host", kfp_api.url, "--experiment", "skin-exp", "--param", "epochs=1"
-    )
+        capsys, "pipeline", "submit", "--host", kfp_api.url, "--experiment", "skin-exp", "--param", "epochs=1",
+        "--pipeline-root", "s3://scratch-bucket/tries",
+    )  # fmt: skip
     assert code == 0, err
     assert len(kfp_api.calls("POST", f"{API}/experiments")) == 1
     second = kfp_api.calls("POST", f"{API}/runs")[-1].json
     assert second["experiment_id"] == experiment_id
     assert second["runtime_config"]["parameters"] == {"epochs": 1}
+    assert second["runtime_config"]["pipeline_root"] == "s3://scratch-bucket/tries"
     assert len(kfp_api.runs) == 2
+
+
+@pytest.mark.parametrize("command", [["submit", "--experiment", "e"], ["upload"], ["schedule", "--cron", "0 0 2 * * *"]])
+def test_a_pipeline_root_the_launcher_cannot_write_is_refused_before_any_request(kfp_api, capsys, command):
+    code, out, err = skinattn_in_process(
+        capsys, "pipeline", *command, "--host", kfp_api.url, "--pipeline-root", "/mnt/local/folder"
+    )
+    assert code == 2
+    assert "--pipeline-root: pipeline root '/mnt/local/folder' is not an object store URI" in err
+    assert kfp_api.requests == []
 
 
 def test_upload_creates_the_pipeline_then_new_versions(kfp_api, capsys):
@@ -110,14 +124,18 @@ def test_upload_creates_the_pipeline_then_new_versions(kfp_api, capsys):
     assert spec["pipelineInfo"]["name"] == TRAINING_NAME
     assert {"data_uri", "epochs", "gpus", "promotion_metric"} <= set(root_parameters(spec))
     assert gpu_node_pool().taint_key in json.dumps(platform)
+    # The upload API takes no pipeline root: it is compiled into the version, for runs started from the UI.
+    assert spec["defaultPipelineRoot"] == pipeline_root()
 
-    code, out, err = skinattn_in_process(capsys, "pipeline", "upload", "--host", kfp_api.url, "--version-name", "v2")
+    code, out, err = skinattn_in_process(capsys, "pipeline", "upload", "--host", kfp_api.url, "--version-name", "v2",
+                                         "--pipeline-root", "s3://skinattn/other-root")  # fmt: skip
     assert code == 0, err
     (new_version,) = kfp_api.calls("POST", f"{API}/pipelines/upload_version")
     assert new_version.query["pipelineid"] == [pipeline_id]
     assert new_version.query["name"] == ["v2"]
     new_spec = next(yaml.safe_load_all(new_version.files["uploadfile"][1]))
     assert new_spec["pipelineInfo"]["name"] == TRAINING_NAME
+    assert new_spec["defaultPipelineRoot"] == "s3://skinattn/other-root"
     assert len(kfp_api.pipelines) == 1 and len(kfp_api.versions) == 2
     (v2,) = [v for v in kfp_api.versions.values() if v["display_name"] == "v2"]
     assert f"pipeline {pipeline_id}, version {v2['pipeline_version_id']} (v2)" in out
@@ -152,6 +170,10 @@ def test_schedule_uploads_a_version_and_creates_a_recurring_run_of_it(kfp_api, c
     assert recurring["service_account"] == pipeline_service_account()
     assert recurring["runtime_config"]["parameters"] == {"epochs": 4, "data_uri": "s3://bucket/ham"}
     assert (recurring["mode"], recurring["max_concurrency"], recurring["no_catchup"]) == ("ENABLE", 2, True)
+    # Its runs keep their artifacts in the project's bucket: set on the recurring run and in the version.
+    assert recurring["runtime_config"]["pipeline_root"] == pipeline_root()
+    (upload,) = kfp_api.calls("POST", f"{API}/pipelines/upload")
+    assert next(yaml.safe_load_all(upload.files["uploadfile"][1]))["defaultPipelineRoot"] == pipeline_root()
     # The upload happened before the recurring run that references it.
     paths = [r.path for r in kfp_api.requests]
     assert paths.index(f"{API}/pipelines/upload") < paths.index(f"{API}/recurringruns")

@@ -174,6 +174,8 @@ def test_cli_trains_without_ever_reading_test_images(prepared: Path, tmp_path: P
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["epochs_run"] == 1 and printed["monitor"] == "balanced_accuracy"
     assert load_model(run / "model").config.arch == "resnet10t"
+    curves = (run / "curves.html").read_text(encoding="utf-8")  # the train step's curves page, here too
+    assert 'src="data:image/png;base64,' in curves and "best epoch 1 by balanced_accuracy" in curves
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
