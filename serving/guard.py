@@ -19,11 +19,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def send_json_error(send: Send, status: int, message: str) -> None:
-    """Answer with ``{"error": message}`` and the given status."""
+async def send_json_error(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    """Answer with ``{"error": message}``, the given status and any extra ``headers``."""
     body = json.dumps({"error": message}).encode("utf-8")
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -1,34 +1,43 @@
-"""The skinattn HTTP endpoint: a BentoML 1.4 service around one registered model.
+"""The skinattn HTTP endpoint: two BentoML 1.4 services around one registered model.
 
-Routes:
+``SkinattnClassifier`` (service ``skinattn``, the public API server) takes the uploads: it checks, decodes and
+resizes each image once, in a worker thread, and sends its uint8 pixels as a numpy array to
+``SkinattnModel`` (service ``skinattn-model``), on which it depends (``bentoml.depends``). That service holds
+the weights; its one batchable API, ``forward``, takes ``(N, 3, S, S)`` arrays, so BentoML's adaptive
+batching concatenates concurrent requests along axis 0 into one forward pass and splits the result rows
+back to their callers. ``bentoml serve`` runs the model service as its own process on a Unix socket inside
+the container: it has no public route, and its pickle transport is refused by the public server.
+
+Public routes (all on ``SkinattnClassifier``):
     POST /classify         multipart field ``image`` (one JPEG or PNG); optional field or query parameter
                            ``attention=true`` adds the attention grid and a base64 PNG overlay.
-    POST /classify_batch   the batchable inner API (adaptive batching): prepared pixels in, one forward pass
-                           per batch. /classify calls it, so concurrent uploads share a forward pass.
     GET  /livez /readyz /metrics   BentoML's probes (/readyz is 503 until the model is loaded) and Prometheus.
 
-Settings come from environment variables, read when the module is imported (see ``docs/serving.md``):
-``SKINATTN_MODEL_TAG`` (BentoML model, default ``skinattn:latest``), ``SKINATTN_MAX_UPLOAD_BYTES``,
-``SKINATTN_MAX_PIXELS``, ``SKINATTN_DECODE_BUDGET_PIXELS``, ``SKINATTN_MAX_BATCH_SIZE``,
-``SKINATTN_MAX_LATENCY_MS``, ``SKINATTN_WARMUP_PASSES``, ``SKINATTN_DEVICE``.
+With ``SKINATTN_API_TOKEN`` set, every route but the probes and /metrics needs ``Authorization: Bearer``
+(serving/auth.py). Settings come from environment variables, read when the module is imported (see
+``docs/serving.md``): ``SKINATTN_MODEL_TAG`` (BentoML model, default ``skinattn:latest``),
+``SKINATTN_MAX_UPLOAD_BYTES``, ``SKINATTN_MAX_PIXELS``, ``SKINATTN_DECODE_BUDGET_PIXELS``,
+``SKINATTN_MAX_BATCH_SIZE``, ``SKINATTN_MAX_LATENCY_MS``, ``SKINATTN_WARMUP_PASSES``, ``SKINATTN_DEVICE``,
+``SKINATTN_API_TOKEN``.
 """
 
 import logging
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import anyio
 import bentoml
+import numpy as np
 import pydantic
 from starlette.responses import JSONResponse
 
+from serving.auth import BearerTokenAuth, configured_token
 from serving.decode_budget import BudgetSpent, DecodeBudget
 from serving.guard import UploadGuard
 from serving.options import ACCEPTED, BadOption, attention_wanted
-from serving.runtime import BatchResult, ServingModel
+from serving.runtime import Preprocessor, ServingModel
 from serving.upload import UploadRejected, decode_upload, upload_pixels
 
 logger = logging.getLogger("skinattn.serving")
@@ -56,11 +65,18 @@ WARMUP_PASSES = _env_int("SKINATTN_WARMUP_PASSES", 1)
 # Pixels being decoded at once over all requests (serving/decode_budget.py): two images of the largest
 # allowed size, about 600 MB of decoding memory, by default.
 DECODE_BUDGET_PIXELS = _env_int("SKINATTN_DECODE_BUDGET_PIXELS", 2 * MAX_PIXELS)
-# Seconds a client is asked to wait (Retry-After) when the decode budget is spent.
+API_TOKEN = configured_token(os.environ)
+# Seconds a client is asked to wait (Retry-After) when the decode budget is spent or the queue is full.
 RETRY_AFTER_S = 1
 # Room for the multipart framing (boundaries, part headers, the attention field) around the file itself.
 _FORM_OVERHEAD_BYTES = 64 * 1024
 CLASSIFY_ROUTE = "/classify"
+MODEL_SERVICE = "skinattn-model"
+# BentoML's client for a dependency closes its connection pool every `max_requests` calls or `max_age`
+# seconds (defaults 100 and 300 s) and so cuts the calls still in flight on it (bentoml/BentoML#5540):
+# under steady load that is a 500 every few hundred requests. The pool talks to a Unix socket in the same
+# container: never recycle it. `runner_connection` is the service setting BentoML reads for this.
+_NEVER = {"max_requests": 2**62, "max_age": 1e12}
 
 
 class AttentionMap(pydantic.BaseModel):
@@ -80,11 +96,10 @@ class Classification(pydantic.BaseModel):
     attention: AttentionMap | None = pydantic.Field(default=None, description="present when attention=true was asked")
 
 
-class BatchItem(pydantic.BaseModel):
-    """One image's result from /classify_batch."""
+class ModelHealth(pydantic.BaseModel):
+    """The model service's state, for the API service's probes and its first requests."""
 
-    probabilities: list[float] = []
-    attention: list[list[float]] | None = None
+    ready: bool
     error: str | None = None
 
 
@@ -96,59 +111,110 @@ def _error(ctx: bentoml.Context, status: int, message: str, headers: dict[str, s
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def _device() -> str:
+    if os.environ.get("SKINATTN_DEVICE"):
+        return os.environ["SKINATTN_DEVICE"]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @bentoml.service(
-    name="skinattn",
+    name=MODEL_SERVICE,
     traffic={"timeout": 60},
     workers=1,
-    # One forward pass at a time: /classify_batch is sync and runs in BentoML's thread pool of this size;
+    # One forward pass at a time: `forward` is sync and runs in BentoML's thread pool of this size;
     # concurrency comes from batching, not from threads fighting over the same cores.
     threads=1,
+    runner_connection=_NEVER,
 )
-class SkinattnClassifier:
-    """Soft-Attention CNN classifier of dermoscopy images."""
+class SkinattnModel:
+    """The weights and the batched forward pass; reached only through SkinattnClassifier."""
 
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        self._model: ServingModel | None = None
-        self._load_error: str | None = None
-        self._decode_budget = DecodeBudget(DECODE_BUDGET_PIXELS, MAX_PIXELS)
-        # Load in the background: the server starts answering /livez at once and /readyz says 503 until
-        # the weights are loaded and warmed up (the Kubernetes startup probe waits on /readyz).
-        threading.Thread(target=self._load, name="skinattn-model-load", daemon=True).start()
+        self.model: ServingModel | None = None
+        self.load_error: str | None = None
+        # Load in the background: the process answers at once, and /readyz (of both services) says 503
+        # until the weights are loaded and warmed up (the Kubernetes startup probe waits on /readyz).
+        threading.Thread(target=self.load, name="skinattn-model-load", daemon=True).start()
 
-    def _load(self) -> None:
+    def load(self) -> None:
         try:
             stored = self.bento_model
-            device = os.environ.get("SKINATTN_DEVICE") or ("cuda" if _cuda_available() else "cpu")
+            device = _device()
             model = ServingModel(stored.path, device=device)
-            metadata = stored.info.metadata or {}
-            self.model_name = stored.tag.name
-            self.model_version = str(metadata.get("version") or stored.tag.version)
             model.warm_up(MAX_BATCH_SIZE, WARMUP_PASSES)
-            self._model = model
-            logger.info(
-                "loaded %s (%s, %s, input %d px) on %s",
-                stored.tag, model.config.arch, self.model_version, model.config.input_size, device,
-            )
+            self.model = model
+            logger.info("loaded %s (%s, input %d px) on %s", stored.tag, model.config.arch, model.config.input_size, device)
         except Exception as exc:  # noqa: BLE001 - any failure must surface as a dead /livez, not a hang
-            self._load_error = f"{type(exc).__name__}: {exc}"
+            self.load_error = f"{type(exc).__name__}: {exc}"
             logger.exception("could not load model %s", MODEL_TAG)
 
     def __is_ready__(self) -> bool:
-        return self._model is not None
+        return self.model is not None
 
     def __is_alive__(self) -> bool:
-        # A model that failed to load will never become ready: report dead so that the orchestrator restarts.
-        return self._load_error is None
+        return self.load_error is None
 
-    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
-    def classify_batch(self, images: list[str]) -> list[BatchItem]:
-        """Inner API: each item is base64 of the (3, S, S) uint8 pixels of an image already resized to the
-        model's input size. Concurrent calls are merged by BentoML's adaptive batching."""
-        model = self._require_model()
-        results: list[BatchResult] = model.classify(images)
-        return [BatchItem(probabilities=r.probabilities, attention=r.attention, error=r.error) for r in results]
+    @bentoml.api
+    async def health(self) -> ModelHealth:
+        """Loaded, still loading, or failed (async: answered at once, never queued behind a forward pass)."""
+        return ModelHealth(ready=self.model is not None, error=self.load_error)
+
+    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    def forward(self, pixels: np.ndarray) -> np.ndarray:
+        """``(N, 3, S, S)`` uint8 pixels of images already resized to the model's input size, in; one record
+        (``probabilities``, ``attention``) per image, out. BentoML merges concurrent calls into one batch."""
+        if self.model is None:
+            raise bentoml.exceptions.ServiceUnavailable("model is still loading")
+        return self.model.classify(pixels)
+
+
+@bentoml.service(name="skinattn", traffic={"timeout": 60}, workers=1)
+class SkinattnClassifier:
+    """Soft-Attention CNN classifier of dermoscopy images."""
+
+    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+    model = bentoml.depends(SkinattnModel)
+
+    def __init__(self) -> None:
+        # This process only resizes and copies small tensors, one request per thread: torch's intra-op thread
+        # pool would only spin on the cores the model service's forward pass needs.
+        import torch
+
+        torch.set_num_threads(1)
+        stored = self.bento_model
+        # The card only (class names, input size, preprocessing): the weights live in SkinattnModel.
+        self.preprocessor = Preprocessor(stored.path)
+        self.model_name = stored.tag.name
+        self.model_version = str((stored.info.metadata or {}).get("version") or stored.tag.version)
+        self.decode_budget = DecodeBudget(DECODE_BUDGET_PIXELS, MAX_PIXELS)
+        self.model_ready = False
+        if API_TOKEN is None:
+            logger.warning("SKINATTN_API_TOKEN is not set: /classify is open to anyone who can reach this "
+                           "server (set it, e.g. from the Secret skinattn-serving-auth, to require a bearer token)")  # fmt: skip
+        else:
+            logger.info("bearer token required on every route but /livez, /readyz, /healthz and /metrics")
+
+    async def model_health(self) -> ModelHealth:
+        """The model service's state; not ready while it cannot be reached (it may be starting)."""
+        try:
+            health = await self.model.to_async.health()
+        except Exception as exc:  # noqa: BLE001 - unreachable now (starting, restarting): not ready yet
+            logger.debug("model service not reachable: %s: %s", type(exc).__name__, exc)
+            return ModelHealth(ready=False)
+        return health if isinstance(health, ModelHealth) else ModelHealth.model_validate(health)
+
+    async def __is_ready__(self) -> bool:
+        if not self.model_ready:  # once loaded, the model stays loaded: ask until then
+            self.model_ready = (await self.model_health()).ready
+        return self.model_ready
+
+    async def __is_alive__(self) -> bool:
+        # A model that failed to load will never become ready: report dead so that the orchestrator restarts.
+        return self.model_ready or (await self.model_health()).error is None
 
     @bentoml.api(route=CLASSIFY_ROUTE)
     async def classify(
@@ -164,14 +230,16 @@ class SkinattnClassifier:
         ),
     ) -> Classification:
         """Classify one JPEG or PNG dermoscopy image (multipart field ``image``)."""
-        model = self._model
-        if model is None:
-            return _error(ctx, 503, self._load_error and "model failed to load" or "model is still loading; retry shortly")
+        if not await self.__is_ready__():
+            failed = (await self.model_health()).error is not None
+            return _error(ctx, 503, "model failed to load" if failed else "model is still loading; retry shortly",
+                          headers=None if failed else {"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+        prep = self.preprocessor
         try:
             with_attention = attention_wanted(attention, ctx.request.query_params.get("attention"))
         except BadOption as exc:
             return _error(ctx, 400, str(exc))
-        if with_attention and not model.model.has_attention:
+        if with_attention and not prep.has_attention:
             # Refuse before decoding: no forward pass can produce a map this model does not have.
             return _error(
                 ctx,
@@ -181,32 +249,27 @@ class SkinattnClassifier:
             )
         try:
             data = await anyio.to_thread.run_sync(image.read_bytes)
-            picture, prepared = await anyio.to_thread.run_sync(self._decode_and_prepare, model, data, with_attention)
+            picture, pixels = await anyio.to_thread.run_sync(self.decode_and_prepare, data, with_attention)
         except UploadRejected as exc:
             return _error(ctx, exc.status, exc.message)
         except BudgetSpent as exc:
             return _error(ctx, 503, f"server is busy decoding other images ({exc}); retry shortly",
                           headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
         try:
-            results = await self._batch_client().classify_batch([prepared])
+            rows = await self.model.to_async.forward(pixels)
         except bentoml.exceptions.BentoMLException as exc:
             status = int(getattr(exc.error_code, "value", 500))
             if status == 503:  # the batch queue dropped the request to keep to max_latency_ms
-                return _error(ctx, 503, "server is overloaded; retry later")
+                return _error(ctx, 503, "server is overloaded; retry later", headers={"Retry-After": str(RETRY_AFTER_S)})
             raise
-        item = results[0]
-        result = item if isinstance(item, BatchItem) else BatchItem.model_validate(item)
-        if result.error:
-            raise RuntimeError(f"batch API refused a prepared image: {result.error}")  # a bug, not bad input
-        names = model.class_names
-        probabilities = dict(zip(names, result.probabilities))
+        row = rows[0]
+        probabilities = dict(zip(prep.class_names, (float(p) for p in row["probabilities"])))
         top_class = max(probabilities, key=probabilities.__getitem__)
         attention_map = None
         if with_attention:
-            if result.attention is None:  # has_attention was checked above: a bug, not the caller's fault
-                raise RuntimeError("the Soft Attention model returned no attention grid")
-            png = await anyio.to_thread.run_sync(model.overlay_png, picture, result.attention)
-            attention_map = AttentionMap(grid=result.attention, overlay_png=png)
+            grid = np.asarray(row["attention"])
+            png = await anyio.to_thread.run_sync(prep.overlay_png, picture, grid)
+            attention_map = AttentionMap(grid=grid.tolist(), overlay_png=png)
         return Classification(
             probabilities=probabilities,
             top_class=top_class,
@@ -215,44 +278,22 @@ class SkinattnClassifier:
             attention=attention_map,
         )
 
-    def _decode_and_prepare(self, model: ServingModel, data: bytes, keep_picture: bool):  # noqa: ANN202
-        """(the picture for the attention overlay or None, the prepared pixels). The decode lives only inside
-        its share of the decode budget: what outlives it is at most the model's input size."""
-        size = model.config.input_size  # a JPEG is decoded at the smallest DCT scale that keeps this size
-        with self._decode_budget.reserve(upload_pixels(data, MAX_UPLOAD_BYTES, MAX_PIXELS, size)):
+    def decode_and_prepare(self, data: bytes, keep_picture: bool):  # noqa: ANN201
+        """(the picture for the attention overlay or None, the (1, 3, S, S) uint8 pixels). The decode lives
+        only inside its share of the decode budget: what outlives it is at most the model's input size."""
+        prep = self.preprocessor
+        size = prep.config.input_size  # a JPEG is decoded at the smallest DCT scale that keeps this size
+        with self.decode_budget.reserve(upload_pixels(data, MAX_UPLOAD_BYTES, MAX_PIXELS, size)):
             decoded = decode_upload(data, MAX_PIXELS, size)  # the header was checked just above
-            prepared = model.prepare(decoded)
-            picture = model.overlay_base(decoded) if keep_picture else None
+            pixels = prep.prepare(decoded)
+            picture = prep.overlay_base(decoded) if keep_picture else None
             decoded.close()
-        return picture, prepared
-
-    def _batch_client(self):  # noqa: ANN202 - BentoML's in-process async client
-        """The in-process client through which /classify reaches the batching dispatcher.
-
-        BentoML 1.4.40 recycles this client's session every 100 requests or 300 s by closing it, which
-        cuts the calls still in flight on it ("Server disconnected" -> 500) whenever requests overlap a
-        recycling. The session talks to this same process through an ASGI connector, so there is nothing to
-        recycle: switch it off.
-        """
-        client = self.to_async
-        sessions = getattr(client, "_session_manager", None)  # where 1.4.40 keeps the recycling limits
-        if sessions is not None and getattr(sessions, "max_requests", None) != sys.maxsize:
-            sessions.max_requests = sys.maxsize
-            sessions.max_age = float("inf")
-        return client
-
-    def _require_model(self) -> ServingModel:
-        if self._model is None:
-            raise bentoml.exceptions.ServiceUnavailable("model is still loading")
-        return self._model
+        return picture, pixels
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
+# The token is checked first (outermost), so that an anonymous client cannot make the server buffer a body.
+if API_TOKEN is not None:
+    SkinattnClassifier.add_asgi_middleware(BearerTokenAuth, token=API_TOKEN)
 SkinattnClassifier.add_asgi_middleware(
     UploadGuard, paths=[CLASSIFY_ROUTE], max_bytes=MAX_UPLOAD_BYTES + _FORM_OVERHEAD_BYTES
 )

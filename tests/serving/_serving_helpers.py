@@ -87,8 +87,12 @@ class Server:
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_pixels: int = MAX_PIXELS
 
-    def client(self, **kwargs) -> httpx.Client:  # noqa: ANN003
-        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+    def client(self, token: str | None = None, **kwargs) -> httpx.Client:  # noqa: ANN003
+        """An HTTP client of this server; with ``token``, it sends ``Authorization: Bearer <token>``."""
+        kwargs.setdefault("timeout", 60)
+        if token is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=self.url, **kwargs)
 
     def metric(self, name: str) -> float:
         """Sum of a Prometheus sample over all its label sets, from /metrics."""

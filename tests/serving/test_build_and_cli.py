@@ -50,8 +50,14 @@ def test_bentoml_build_packs_the_service_and_the_model(tmp_path):
     (bento_dir,) = [p for p in (tmp_path / "bentoml" / "bentos" / "skinattn").iterdir() if p.name != "latest"]
     manifest = yaml.safe_load((bento_dir / "bento.yaml").read_text())
     assert manifest["service"] == "serving.service:SkinattnClassifier"
-    (service,) = manifest["services"]
-    assert [m["tag"] for m in service["models"]] == [tag]
+    # The public API service and the model service it depends on, both on the one exported model (the API
+    # service reads its card, the model service its weights).
+    services = {s["name"]: s for s in manifest["services"]}
+    assert sorted(services) == ["skinattn", "skinattn-model"]
+    assert all([m["tag"] for m in s["models"]] == [tag] for s in services.values())
+    assert services["skinattn"]["dependencies"] == [{"service": "skinattn-model"}]
+    assert services["skinattn-model"]["config"]["runner_connection"]["max_requests"] > 10**12  # never recycled
+    assert [route["route"] for route in manifest["schema"]["routes"]] == ["/classify"]  # the only public API
     assert (bento_dir / "src" / "serving" / "service.py").is_file()
     assert (bento_dir / "src" / "skinattn" / "inference.py").is_file()
     assert not list((bento_dir / "src").rglob("test_*.py"))

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from serving.options import BadOption, attention_wanted
-from serving.runtime import ServingModel
+from serving.runtime import Preprocessor, ServingModel
 from serving.upload import UploadRejected, read_upload
 from skinattn.inference import Predictor
 from skinattn.models import create_model, save_model
@@ -53,23 +53,62 @@ def model_dir(tmp_path_factory):
 
 
 def test_split_preprocessing_equals_the_predictor(model_dir):
+    """The API service prepares each image alone (the card only), the model service classifies the batch that
+    BentoML concatenates along axis 0: the numbers are the library Predictor's."""
     images = [Image.open(io.BytesIO(jpeg((90, 70), seed))) for seed in range(3)]
-    serving = ServingModel(model_dir)
-    results = serving.classify([serving.prepare(image) for image in images])
+    prep = Preprocessor(model_dir)
+    pixels = [prep.prepare(image) for image in images]
+    assert all(p.shape == (1, 3, 64, 64) and p.dtype == np.uint8 for p in pixels)
+    rows = ServingModel(model_dir).classify(np.concatenate(pixels))
     expected = Predictor(model_dir).predict(images)
-    for got, want in zip(results, expected):
-        assert got.error is None
-        assert got.probabilities == pytest.approx(list(want.probabilities.values()), abs=1e-6)
-        assert np.asarray(got.attention).shape == (2, 2)
+    assert rows.dtype.names == ("probabilities", "attention")
+    for row, want in zip(rows, expected):
+        assert row["probabilities"].tolist() == pytest.approx(list(want.probabilities.values()), abs=1e-6)
+        assert row["attention"].shape == (2, 2)
 
 
-def test_a_malformed_batch_item_fails_alone(model_dir):
-    serving = ServingModel(model_dir)
-    good = serving.prepare(Image.open(io.BytesIO(jpeg())))
-    results = serving.classify([good, "bm90IHBpeGVscw==", "%%%", good])
-    assert [r.error is None for r in results] == [True, False, False, True]
-    assert "expected 12288 bytes" in results[1].error
-    assert results[0].probabilities == pytest.approx(results[3].probabilities)
+def test_each_caller_gets_its_own_rows_of_a_batch(model_dir):
+    """BentoML splits a batchable API's ndarray output at the callers' offsets (np.split along axis 0): the
+    record array does not mix them up, and an image's answer does not depend on its batch-mates."""
+    prep, model = Preprocessor(model_dir), ServingModel(model_dir)
+    pixels = [prep.prepare(Image.open(io.BytesIO(jpeg((50, 40), seed)))) for seed in range(4)]
+    alone = [model.classify(p)[0] for p in pixels]
+    parts = np.split(model.classify(np.concatenate(pixels)), [1, 2, 3])
+    for part, single in zip(parts, alone):
+        assert part.shape == (1,)
+        assert part[0]["probabilities"].tolist() == pytest.approx(single["probabilities"].tolist(), abs=1e-5)
+        np.testing.assert_allclose(part[0]["attention"], single["attention"], atol=1e-4)  # min-max scaled: looser
+
+
+@pytest.mark.parametrize(
+    "pixels, words",
+    [
+        ([[0]], "expected a numpy array"),
+        (np.zeros((1, 3, 64, 64), dtype=np.float32), "uint8"),
+        (np.zeros((3, 64, 64), dtype=np.uint8), "(N, 3, 64, 64)"),
+        (np.zeros((2, 3, 32, 32), dtype=np.uint8), "(2, 3, 32, 32)"),
+    ],
+    ids=["list", "float", "no batch axis", "other size"],
+)
+def test_the_model_refuses_what_is_not_a_batch_of_prepared_images(model_dir, pixels, words):
+    with pytest.raises(ValueError) as caught:
+        ServingModel(model_dir).classify(pixels)
+    assert words in str(caught.value)
+
+
+def test_a_read_only_batch_is_classified(model_dir):
+    pixels = np.zeros((2, 3, 64, 64), dtype=np.uint8)
+    pixels.flags.writeable = False  # what a pickle buffer can be
+    assert ServingModel(model_dir).classify(pixels).shape == (2,)
+
+
+def test_a_baseline_model_answers_probabilities_only(tmp_path):
+    torch.manual_seed(0)
+    model_dir = save_model(create_model("resnet10t", soft_attention=False, img_size=64), tmp_path / "model")
+    prep = Preprocessor(model_dir)
+    assert prep.has_attention is False
+    rows = ServingModel(model_dir).classify(prep.prepare(Image.open(io.BytesIO(jpeg()))))
+    assert rows.dtype.names == ("probabilities",)
 
 
 @pytest.mark.parametrize(
