@@ -97,7 +97,10 @@ def merge_scores(
     """Merge the shards in shard order. ``predictions`` is a folder laid out like ``skinattn score``'s output
     (predictions.<format>, predictions_isic.csv, predictions_errors.csv, predictions_summary.json and,
     when the archive carries labels, predictions_eval/); ``errors`` is the errors CSV; ``summary`` the
-    counts, model version and evaluation; ``metrics``/``classification`` are logged only with labels.
+    counts, model version, drift against the model's validation reference (also predictions_drift.json and
+    predictions_drift.png) and evaluation; ``metrics`` gets the drift numbers (class and confidence PSI,
+    chi-square p-value, error share, level 0/1/2) and, with labels, the evaluation's; ``classification``
+    is logged only with labels.
     A non-empty ``output_uri`` (folder or s3:// prefix) also receives a copy of the ``predictions`` folder."""
     from skinattn.steps import scoring as steps
     from skinattn.steps.evaluation import copy_file, log_evaluation
@@ -106,11 +109,14 @@ def merge_scores(
     result = steps.merge_shards_step(shards.path, [s.path for s in scored], predictions.path,
                                      output_format, bootstrap)  # fmt: skip
     copy_file(result["errors_file"], errors.path)
+    for name, value in steps.drift_metrics(result).items():
+        metrics.log_metric(name, value)
     evaluation = result["evaluation"]
     if evaluation is not None:
         log_evaluation(evaluation, metrics, classification)
     steps.write_scoring_summary(result, summary.path)
     counts = {k: result[k] for k in ("scored", "errors", "labelled", "model_version", "source")}
+    counts["drift"] = result["drift"]["level"]
     predictions.metadata.update(counts)
     errors.metadata.update({"errors": result["errors"]})
     if output_uri:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 
@@ -14,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Score every image of SOURCE and write, per image, one probability column per class, the top class "
             "and the model version to --out (.csv or .parquet); beside it <stem>_isic.csv (ISIC challenge "
             "layout), <stem>_errors.csv (file, image_id, reason for every refused or undecodable file), "
-            "<stem>_summary.json and, when SOURCE's metadata.csv carries diagnoses, <stem>_eval/ (metrics, "
-            "tables, figures, report.html). Progress is committed in chunks under <out>.parts/: after a kill, "
+            "<stem>_summary.json, <stem>_drift.json and <stem>_drift.png (predicted classes and confidence "
+            "against the model's validation reference, with a plain-language flag) and, when SOURCE's "
+            "metadata.csv carries diagnoses, <stem>_eval/ (metrics, tables, figures, report.html). Progress is committed in chunks under <out>.parts/: after a kill, "
             "the same command continues where it stopped and every image appears exactly once."
         ),
     )
@@ -68,6 +70,8 @@ def _score(args: argparse.Namespace) -> int:
     print(f"scored {result.scored} image(s) with model {result.model_version} -> {result.predictions}")
     print(f"ISIC layout -> {result.isic}")
     print(f"{result.failed} file(s) refused or unreadable -> {result.errors}")
+    summary = json.loads(result.summary.read_text(encoding="utf-8"))
+    print(f"drift: {summary['drift']['message']} -> {result.drift}")
     if result.evaluation is not None:
         print(f"evaluation of the labelled images -> {result.evaluation}")
     return 0

@@ -11,6 +11,8 @@ One job per module:
 - :mod:`~skinattn.scoring.checkpoint`: committed chunks, so that a killed run resumes exactly once,
 - :mod:`~skinattn.scoring.merge`: chunks or shard outputs into one predictions + one errors file,
 - :mod:`~skinattn.scoring.evaluation_output`: the evaluation of a labelled archive,
+- :mod:`~skinattn.scoring.drift`: the predictions against the reference stored with the model (PSI,
+  chi-square, a plain-language flag; ``<stem>_drift.json`` and ``.png``),
 - :mod:`~skinattn.scoring.scorer`: the loop and the entry points below.
 
 A pipeline: ``pin_model`` and ``list_archive`` → ``write_shard_manifests`` → ``score_shard`` per shard →

@@ -2,7 +2,8 @@
 
 Inputs are (predictions, errors) table pairs, concatenated in the order given and streamed: one pair is
 in memory at a time, plus the set of ids already written (to prove each image appears once) and the
-labelled rows kept for the evaluation.
+labelled rows kept for the evaluation; the distribution of the predictions (top-class counts, confidence
+histogram) is counted on the way, for the drift report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from skinattn.errors import DataError
 from skinattn.evaluation import isic_layout
+from skinattn.evaluation.distribution import PredictionCounts
 from skinattn.evaluation.predict import PROB_PREFIX
 from skinattn.scoring.outputs import OutputPaths
 from skinattn.scoring.tables import ERROR_COLUMNS, MODEL_VERSION, TOP_CLASS, TableWriter, read_table
@@ -31,6 +33,7 @@ class MergedOutputs:
     scored: int
     errors: int
     labelled: pd.DataFrame  # image_id, label, top_class, prob_<class> of rows with a label
+    distribution: PredictionCounts  # top classes and confidences of every scored row
 
 
 def class_names_of(frame: pd.DataFrame) -> list[str]:
@@ -55,6 +58,7 @@ def merge_tables(pairs: Sequence[tuple[Path, Path]], out: str | os.PathLike[str]
     seen: set[str] = set()
     versions: list[str] = []
     labelled: list[pd.DataFrame] = []
+    distribution = PredictionCounts.empty(names)
     with (
         TableWriter(paths.predictions, columns) as predictions,
         TableWriter(paths.isic, isic_columns) as isic,
@@ -75,6 +79,8 @@ def merge_tables(pairs: Sequence[tuple[Path, Path]], out: str | os.PathLike[str]
             predictions.append(part)
             isic.append(isic_layout(part, names))
             errors.append(failed[list(ERROR_COLUMNS)])
+            top = pd.Categorical(part[TOP_CLASS], categories=names).codes
+            distribution.add(part[[PROB_PREFIX + n for n in names]].to_numpy(), top if (top >= 0).all() else None)
             has_label = part["label"] != ""
             if has_label.any():
                 labelled.append(part.loc[has_label, ["image_id", "label", TOP_CLASS, *(PROB_PREFIX + n for n in names)]])
@@ -87,4 +93,5 @@ def merge_tables(pairs: Sequence[tuple[Path, Path]], out: str | os.PathLike[str]
         scored=predictions.rows,
         errors=errors.rows,
         labelled=pd.concat(labelled, ignore_index=True) if labelled else pd.DataFrame(),
+        distribution=distribution,
     )

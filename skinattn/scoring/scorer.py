@@ -3,11 +3,16 @@
 - :func:`score_source` lists a source and scores all of it, or one ``--shard i/N`` of it.
 - :func:`score_shard` scores the items of one :class:`ShardManifest` into one output.
 - :func:`merge_outputs` merges shard outputs into the final files (and evaluates, with labels).
+
+Every run also writes the drift report (:mod:`skinattn.scoring.drift`) against the reference stored with
+the model: ``score_shard`` reads it from the model card; ``merge_outputs``, which has no model, from the
+shards' drift reports, which carry it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -21,10 +26,14 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from skinattn.errors import DataError
+from skinattn.evaluation.distribution import read_reference
 from skinattn.evaluation.predict import prob_column, resolve_device
 from skinattn.fileio import write_json
 from skinattn.inference import Predictor
+from skinattn.models import read_card
 from skinattn.scoring.checkpoint import ChunkStore
+from skinattn.scoring import drift
 from skinattn.scoring.dataset import ChunkBatches, ScoreImages, collate
 from skinattn.scoring.evaluation_output import write_evaluation
 from skinattn.scoring.listing import ScoreItem, fingerprint, list_archive
@@ -59,6 +68,8 @@ class ScoreResult:
     model_version: str
     scored: int
     failed: int
+    drift: Path  # the drift report (JSON); its figure is beside it (OutputPaths.drift_figure)
+    drift_level: str  # none, moderate, major, no-reference or no-images (see skinattn.scoring.drift)
 
 
 def _chunk_frames(items: Sequence[ScoreItem], chunk: range, probs: np.ndarray, errors: dict[int, str],
@@ -122,8 +133,11 @@ def score_items(items: Sequence[ScoreItem], model: ResolvedModel, store: ChunkSt
     return len(done)
 
 
-def _finish(merged: MergedOutputs, settings: ScoreSettings, info: dict[str, Any]) -> ScoreResult:
-    """Evaluate (when there are labels and it is asked for) and write the summary."""
+def _finish(merged: MergedOutputs, settings: ScoreSettings, info: dict[str, Any], reference: dict[str, Any] | None,
+            no_reference: str = drift.NO_REFERENCE) -> ScoreResult:  # fmt: skip
+    """Evaluate (when there are labels and it is asked for), write the drift report and the summary."""
+    report = drift.compare(reference, merged.distribution, merged.errors, no_reference=no_reference)
+    drift.write_drift(report, merged.paths.drift, merged.paths.drift_figure)
     evaluation = None
     if settings.evaluate and not merged.labelled.empty:
         metrics = write_evaluation(merged.labelled, merged.class_names, merged.paths.evaluation, info,
@@ -139,10 +153,13 @@ def _finish(merged: MergedOutputs, settings: ScoreSettings, info: dict[str, Any]
         "isic_predictions": str(merged.paths.isic),
         "errors_file": str(merged.paths.errors),
         "evaluation": None if evaluation is None else str(evaluation),
+        "drift": drift.summary_entry(report),
+        "drift_file": str(merged.paths.drift),
+        "drift_figure": str(merged.paths.drift_figure),
     }
     write_json(merged.paths.summary, summary)
     return ScoreResult(merged.paths.predictions, merged.paths.isic, merged.paths.errors, merged.paths.summary,
-                       evaluation, version, merged.scored, merged.errors)
+                       evaluation, version, merged.scored, merged.errors, merged.paths.drift, report["level"])
 
 
 def score_shard(
@@ -188,13 +205,14 @@ def score_shard(
         "chunks_resumed": resumed,
         "seconds": round(time.monotonic() - started, 3),
     }
-    result = _finish(merged, dataclasses.replace(settings, evaluate=settings.evaluate and manifest.count == 1), info)
+    reference = read_reference(read_card(resolved.directory))
+    result = _finish(merged, dataclasses.replace(settings, evaluate=settings.evaluate and manifest.count == 1), info,
+                     reference)  # fmt: skip
     store.remove()  # only now: the outputs are in place, the progress is no longer needed
     return result
 
 
 def _empty_outputs(out: str | os.PathLike[str], model: ResolvedModel) -> MergedOutputs:
-    from skinattn.models import read_card
     from skinattn.scoring.tables import write_table
 
     names = list(read_card(model.directory)["config"]["class_names"])
@@ -230,4 +248,21 @@ def merge_outputs(
     settings = settings or ScoreSettings()
     pairs = [(Path(p), OutputPaths.errors_beside(p)) for p in shard_predictions]
     merged = merge_tables(pairs, out)
-    return _finish(merged, settings, {"merged_from": [str(p) for p in shard_predictions]})
+    reference, no_reference = _shards_reference(shard_predictions)
+    return _finish(merged, settings, {"merged_from": [str(p) for p in shard_predictions]}, reference, no_reference)
+
+
+def _shards_reference(shard_predictions: Sequence[str | os.PathLike[str]]) -> tuple[dict[str, Any] | None, str]:
+    """The model's reference as the shards' drift reports carry it (the merge has no model to read), and
+    what to say when there is none."""
+    references = []
+    for predictions in shard_predictions:
+        path = OutputPaths.drift_beside(predictions)
+        try:
+            references.append(json.loads(path.read_text(encoding="utf-8")).get("reference"))
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return None, (f"no drift report beside {predictions} (scored by an older skinattn?): "
+                          "no reference to compare with")
+    if any(r != references[0] for r in references[1:]):
+        raise DataError("the shards' drift reports carry different model references; score every shard with one model")
+    return (references[0] if references else None), drift.NO_REFERENCE

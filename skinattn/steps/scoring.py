@@ -128,8 +128,9 @@ def merge_shards_step(
     shards_dir: str | Path, scored_dirs: list[str], out_dir: str | Path, output_format: str, bootstrap: int
 ) -> dict[str, Any]:
     """Merge the scored shards, in shard order, into ``out_dir/predictions.<output_format>`` and the files
-    ``skinattn score`` writes beside it (``_isic.csv``, ``_errors.csv``, ``_summary.json``, ``_eval/`` when
-    the archive carries labels); returns the summary plus the listing's counts."""
+    ``skinattn score`` writes beside it (``_isic.csv``, ``_errors.csv``, ``_summary.json``, ``_drift.json``
+    and ``_drift.png``, ``_eval/`` when the archive carries labels); returns the summary plus the listing's
+    counts."""
     from skinattn.fileio import write_json
     from skinattn.scoring import ScoreSettings, merge_outputs
     from skinattn.scoring.shards import SHARD_LISTING_FILE, check_listing_accounted_for, shards_in_order
@@ -149,15 +150,37 @@ def merge_shards_step(
     check_listing_accounted_for(listing, summary["scored"], summary["errors"])
     # The folder is published and downloaded elsewhere: name its files relative to it in the file...
     relative = {key: None if summary[key] is None else Path(summary[key]).name
-                for key in ("predictions", "isic_predictions", "errors_file", "evaluation")}  # fmt: skip
+                for key in ("predictions", "isic_predictions", "errors_file", "evaluation", "drift_file",
+                            "drift_figure")}  # fmt: skip
     write_json(result.summary, summary | relative)
     return summary  # ...and return the paths of this machine to the caller
 
 
+# drift_level in the KFP Metrics: the report's level as a number (the UI shows numbers only).
+DRIFT_LEVEL_CODES = {"none": 0, "moderate": 1, "major": 2}
+
+
+def drift_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The drift numbers of a merged run's summary for the KFP Metrics output: the class and confidence PSI,
+    the chi-square p-value, the error share and the level as 0 (none), 1 (moderate), 2 (major). A run
+    without a model reference has the error share only; the full report is ``predictions_drift.json``."""
+    entry = summary.get("drift") or {}
+    values = {
+        "drift_class_psi": entry.get("class_psi"),
+        "drift_confidence_psi": entry.get("confidence_psi"),
+        "drift_chi_square_p_value": entry.get("chi_square_p_value"),
+        "drift_error_share": entry.get("error_share"),
+        "drift_level": DRIFT_LEVEL_CODES.get(entry.get("level", "")),
+    }
+    return {name: round(float(value), 6) for name, value in values.items() if value is not None}
+
+
 def write_scoring_summary(summary: dict[str, Any], out: str | Path) -> str:
     """Write (and return) the Markdown the KFP UI shows for a merged run: counts, model version, errors,
-    and the evaluation's headline and per-class table when the archive carried labels."""
+    the drift section (predictions against the model's validation reference), and the evaluation's
+    headline and per-class table when the archive carried labels."""
     from skinattn.fileio import atomic_open
+    from skinattn.scoring.drift import markdown_lines
 
     evaluation_dir = summary.get("evaluation")
     lines = [
@@ -174,6 +197,9 @@ def write_scoring_summary(summary: dict[str, Any], out: str | Path) -> str:
         f"| non-image files skipped | {summary['skipped_non_images']} |",
         f"| shards | {summary['num_shards']} |",
     ]
+    drift_file = summary.get("drift_file")
+    if drift_file is not None and Path(drift_file).is_file():
+        lines += ["", *markdown_lines(json.loads(Path(drift_file).read_text(encoding="utf-8")))]
     if evaluation_dir is not None:
         metrics = json.loads((Path(evaluation_dir) / METRICS_FILE).read_text(encoding="utf-8"))
         lines += ["", f"## Evaluation on the {metrics['num_samples']} labelled image(s)", ""]

@@ -5,7 +5,9 @@ Output folder (``config.out_dir``)::
     config.yaml              the full configuration of the run
     history.jsonl            one JSON object per finished epoch
     checkpoints/last.pt      the state after the last finished epoch (see skinattn.training.checkpoint)
-    model/                   the best epoch's model (model.safetensors + model.json via save_model)
+    model/                   the best epoch's model (model.safetensors + model.json via save_model); the
+                             card's metadata also holds the reference distribution of its validation
+                             predictions, which batch scoring compares new collections with (drift)
     summary.json             the outcome: best epoch and metric, why training stopped, validation figures
     tensorboard/             TensorBoard event files, only with train.tensorboard (skinattn.training.tensorboard_log)
 
@@ -36,6 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from skinattn.errors import SkinattnError
+from skinattn.evaluation.distribution import REFERENCE_KEY, reference_distribution
 from skinattn.fileio import atomic_open, write_json
 from skinattn.models import create_model, load_model, save_model
 from skinattn.models.network import SoftAttentionNet
@@ -427,6 +430,10 @@ class Trainer:
             figures = validation_metrics(labels, probabilities)
             figures["recall_per_class"] = per_class_recall(labels, probabilities, self.splits.classes)
             metadata = self._card_metadata(state, history, stop_reason=stop_reason, best_model_val_metrics=figures)
+            # What batch scoring compares a new collection with (skinattn.scoring.drift): the best model's
+            # validation predictions, as class counts and a confidence histogram, and the validation labels.
+            metadata[REFERENCE_KEY] = reference_distribution(labels, probabilities, self.splits.classes,
+                                                             source=f"validation split, best epoch {state['best_epoch']}")
             save_model(best, model_dir, metadata=metadata)
             write_json(self.out / SUMMARY_FILE, metadata["training"] | {"model_dir": str(model_dir)})
             print(f"best epoch {state['best_epoch']} ({self.config.train.monitor} = {state['best_value']:.4f}); "

@@ -28,7 +28,7 @@ def skinattn(*args: str) -> subprocess.CompletedProcess:
 
 def test_three_shards_merge_into_the_unsharded_result(tmp_path):
     labels = make_isic_download(tmp_path / "archive", 20)
-    registry = make_registry(tmp_path / "registry", tmp_path)
+    registry = make_registry(tmp_path / "registry", tmp_path, reference_images=tmp_path / "archive")
     params = {
         "source_uri": tmp_path / "archive", "registry_root": registry.uri, "model": "production", "num_shards": 3,
         "batch_size": 4, "workers": 0, "gpus_per_shard": 0, "output_format": "csv", "bootstrap": 0,
@@ -71,11 +71,18 @@ def test_three_shards_merge_into_the_unsharded_result(tmp_path):
     assert "| model version | `v1` |" in summary and "| scored | 20 |" in summary
     assert "| errors (refused or unreadable) | 1 |" in summary
     assert "## Evaluation on the 20 labelled image(s)" in summary
+    # drift against the reference stored with v1 (its predictions on this archive): none
+    assert "## Drift against the training data\n\n**looks like the training data**" in summary
     metrics = outputs["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["drift_level"] == 0 and metrics["drift_class_psi"] == 0.0
+    assert metrics["drift_error_share"] == pytest.approx(1 / 21, abs=1e-6)
+    merged_summary = json.loads((artifact["predictions"] / "predictions_summary.json").read_text())
+    assert merged_summary["drift"] == json.loads((tmp_path / "single" / "predictions_summary.json").read_text())["drift"]
     assert metrics["accuracy"] == pytest.approx((merged["top_class"] == merged["label"]).mean(), abs=1e-6)
     assert len(outputs["classification"]["artifacts"][0]["metadata"]["confusionMatrix"]["rows"]) == 7
 
     published = {p.name for p in (tmp_path / "published").iterdir()}
-    assert {"predictions.csv", "predictions_errors.csv", "predictions_isic.csv", "predictions_eval"} <= published
+    assert {"predictions.csv", "predictions_errors.csv", "predictions_isic.csv", "predictions_eval",
+            "predictions_drift.json", "predictions_drift.png"} <= published  # fmt: skip
     pd.testing.assert_frame_equal(read_table(tmp_path / "published" / "predictions.csv"), merged)
 

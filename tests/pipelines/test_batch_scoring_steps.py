@@ -30,7 +30,7 @@ def world(tmp_path_factory) -> dict:
     three shards by the pipeline's steps (not merged yet)."""
     root = tmp_path_factory.mktemp("batch")
     labels = make_isic_download(root / "archive", 20)
-    registry = make_registry(root / "registry", root)
+    registry = make_registry(root / "registry", root, reference_images=root / "archive")
     shards_dir = root / "shards"
     names = steps.shard_archive_step(str(root / "archive"), float(SHARDS), shards_dir)  # float: as kfp.local
     model = steps.resolve_scoring_model("production", str(root / "registry"))
@@ -75,11 +75,24 @@ def test_merged_shards_equal_an_unsharded_run(world, tmp_path):
     assert metrics["accuracy"] == pytest.approx((merged["top_class"] == merged["label"]).mean())
     on_disk = json.loads((out / "predictions_summary.json").read_text())
     assert on_disk["predictions"] == "predictions.csv" and on_disk["evaluation"] == "predictions_eval"
+    # Drift against the reference stored with v1 (its predictions on these very images): the same.
+    assert (on_disk["drift_file"], on_disk["drift_figure"]) == ("predictions_drift.json", "predictions_drift.png")
+    assert (out / "predictions_drift.png").is_file()
+    drift = json.loads((out / "predictions_drift.json").read_text())
+    assert drift["reference"]["images"] == 20 and drift["class_psi"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["drift"]["level"] == "none" and summary["drift"]["error_share"] == pytest.approx(1 / 21, abs=1e-6)
+    assert json.loads(single.summary.read_text())["drift"] == summary["drift"]
+    logged = steps.drift_metrics(summary)
+    assert logged["drift_level"] == 0 and logged["drift_class_psi"] == 0.0 and logged["drift_error_share"] == pytest.approx(0.047619)
+    # (+ drift_chi_square_p_value when two classes or more are predicted: this random v1 predicts one)
+    assert {"drift_class_psi", "drift_confidence_psi", "drift_error_share", "drift_level"} <= set(logged)
 
     markdown = steps.write_scoring_summary(summary, tmp_path / "ui" / "summary.md")
     assert (tmp_path / "ui" / "summary.md").read_text() == markdown
     assert "| model version | `v1` |" in markdown and "| errors (refused or unreadable) | 1 |" in markdown
     assert "## Evaluation on the 20 labelled image(s)" in markdown and "| Avg |" in markdown
+    assert "## Drift against the training data\n\n**looks like the training data**" in markdown
+    assert "1 of 21 files (4.8%) could not be scored" in markdown and "| **all classes** |" in markdown
 
 
 def test_merge_refuses_a_partial_repeated_or_foreign_set_of_shards(world, tmp_path):
