@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of infra/ (run by `make lint-infra`; needs the tools from `make infra-tools`):
 #   1. render every kustomization under infra/k8s with `kubectl kustomize`;
-#   2. validate every rendered object against the Kubernetes JSON schemas (strict: unknown fields fail);
+#   2. validate every rendered object against the Kubernetes JSON schemas (strict: unknown fields fail), and
+#      custom resources (a ServiceMonitor) against the schemas vendored in infra/schemas (infra/validate_custom.py);
 #   3. lint every Dockerfile under infra/docker with hadolint;
 #   4. checkov static scan of the rendered manifests and the Dockerfiles (accepted findings: infra/checkov.yaml);
 #   5. conformance of the rendered manifests with infra/image.env and infra/cluster.env (infra/conformance.py);
@@ -40,7 +41,25 @@ while IFS= read -r file; do
     name="${dir#infra/k8s/}"
     name="${name//\//-}"
     if grep -qE '^kind: *Component' "$file"; then
-        echo "skip $dir: a kustomize Component cannot be built alone; it is rendered inside the overlays that use it"
+        if grep -rqsE "^\s*-\s*(\.\./)+components/${dir##*/}\s*$" --include=kustomization.yaml infra/k8s/base infra/k8s/overlays; then
+            echo "skip $dir: a kustomize Component cannot be built alone; it is rendered inside the overlays that use it"
+            continue
+        fi
+        # An optional Component no overlay uses (monitoring, hpa-request-rate): render it on top of base, so
+        # that its objects and patches are still built and validated (step 2); not scanned as deployable.
+        wrapper="$RENDER_DIR/with-component/$name"
+        mkdir -p "$wrapper"
+        printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n' \
+            "$(realpath --relative-to="$wrapper" infra/k8s/base)" "$(realpath --relative-to="$wrapper" "$dir")" \
+            > "$wrapper/kustomization.yaml"
+        out="$RENDER_DIR/parts/base+$name.yaml"
+        if "$TOOLS/kubectl" kustomize "$wrapper" > "$out"; then
+            echo "ok   $dir (optional Component, on top of base) -> $out ($(grep -c '^kind:' "$out") objects)"
+            rendered+=("$out")
+        else
+            fail "kubectl kustomize $dir on top of base"
+            rm -f "$out"
+        fi
         continue
     fi
     if grep -qE '^\s*-\s*(https?://|github\.com/|git@)' "$file"; then
@@ -62,15 +81,24 @@ while IFS= read -r file; do
 done < <(find infra/k8s -name kustomization.yaml | sort)
 [[ ${#deployable[@]} -gt 0 ]] || fail "no deployable kustomization (base, overlays/*) rendered"
 
-step "2. validate rendered objects against Kubernetes schemas ($K8S_VERSIONS)"
+step "2. validate rendered objects against Kubernetes schemas ($K8S_VERSIONS) and vendored CRD schemas"
+# kubernetes-validate only warns about a kind it has no schema for (a custom resource) and passes it; those
+# objects are validated against infra/schemas instead, and one with no schema at all fails.
 for file in "${rendered[@]}"; do
     for version in $K8S_VERSIONS; do
-        if "$TOOLS/kubernetes-validate" --strict --quiet -k "$version" "$file"; then
+        if "$TOOLS/kubernetes-validate" --strict --quiet --no-warn -k "$version" "$file"; then
             echo "ok   $file @ $version"
         else
             fail "kubernetes-validate $file @ $version"
         fi
     done
+done
+for version in $K8S_VERSIONS; do
+    if "$TOOLS/python" infra/validate_custom.py -k "$version" "${rendered[@]}"; then
+        echo "ok   kinds unknown to kubernetes-validate @ $version: validated against infra/schemas"
+    else
+        fail "custom resources against infra/schemas @ $version"
+    fi
 done
 
 step "3. hadolint"
@@ -83,7 +111,7 @@ for dockerfile in infra/docker/Dockerfile*; do
 done
 
 step "4. checkov (accepted findings: infra/checkov.yaml and checkov.io/skip annotations)"
-echo "skip $RENDER_DIR/parts: building blocks of base, scanned as part of it"
+echo "skip $RENDER_DIR/parts: building blocks of base, scanned as part of it (base+<optional Component>: base's workloads, plus custom resources and an HPA patch)"
 kube_args=()
 for name in "${deployable[@]}"; do kube_args+=(-f "$RENDER_DIR/$name.yaml"); done
 if "$TOOLS/checkov" --config-file infra/checkov.yaml --framework kubernetes "${kube_args[@]}"; then

@@ -183,9 +183,24 @@ def test_changes_in_the_manifest_change_the_run(tmp_path):
 
 
 def test_the_bentofile_image_environment_equals_the_manifest_environment(options):
-    docker = yaml.safe_load(BENTOFILE.read_text())["docker"]
-    assert docker["dockerfile_template"] == "serving/Dockerfile.template"
-    assert {k: str(v) for k, v in docker["env"].items()} == options.env_dict
+    """The top-level ``envs:`` (BentoML 1.4's form, a list of {name, value}), in the manifest's order; no
+    ``docker.env`` beside it, which would silently win over ``envs:`` on the template's path."""
+    bentofile = yaml.safe_load(BENTOFILE.read_text())
+    assert bentofile["docker"]["dockerfile_template"] == "serving/Dockerfile.template"
+    assert "env" not in bentofile["docker"]
+    assert all(set(entry) == {"name", "value"} and isinstance(entry["value"], str) for entry in bentofile["envs"])
+    assert [(entry["name"], entry["value"]) for entry in bentofile["envs"]] == list(options.env)
+
+
+def test_the_bentofile_envs_are_what_bentoml_passes_to_the_template(options):
+    """``bentoml build`` (BentoBuildConfig.with_defaults) fills ``docker.env`` from ``envs:``: the mapping the
+    template's ENV lines come from."""
+    from bentoml._internal.bento.build_config import BentoBuildConfig
+
+    with BENTOFILE.open() as stream:
+        filled = BentoBuildConfig.from_yaml(stream).with_defaults()
+    assert filled.docker.env == options.env_dict
+    assert [(env.name, env.value) for env in filled.envs] == list(options.env)
 
 
 def test_the_template_default_base_is_the_cpu_component_image():
@@ -195,13 +210,14 @@ def test_the_template_default_base_is_the_cpu_component_image():
 
 def test_the_rendered_dockerfile_installs_nothing_and_runs_as_the_manifest_user(options, tmp_path, monkeypatch):
     """Rendered by BentoML's own generator (what ``bentoml containerize`` runs), from the bentofile."""
-    from bentoml._internal.bento.build_config import CondaOptions, DockerOptions
+    from bentoml._internal.bento.build_config import BentoBuildConfig, CondaOptions
     from bentoml._internal.container.generate import generate_containerfile
 
     monkeypatch.chdir(REPO)  # BentoML resolves the template relative to the build context, inside the cwd
-    docker = yaml.safe_load(BENTOFILE.read_text())["docker"]
-    text = generate_containerfile(DockerOptions(**docker).with_defaults(), str(REPO), conda=CondaOptions(),
-                                  bento_fs=tmp_path, enable_buildkit=False)  # fmt: skip
+    with BENTOFILE.open() as stream:
+        docker = BentoBuildConfig.from_yaml(stream).with_defaults().docker  # docker.env filled from envs:
+    text = generate_containerfile(docker, str(REPO), conda=CondaOptions(), bento_fs=tmp_path,
+                                  enable_buildkit=False)  # fmt: skip
     instructions = [line.split()[0] for line in text.splitlines() if line and not line.startswith((" ", "#"))]
     assert "RUN" not in instructions  # no package installed, no container needed to build
     assert re.search(r"^FROM \$\{SKINATTN_BASE_IMAGE\}$", text, flags=re.M)
