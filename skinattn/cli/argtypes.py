@@ -27,3 +27,22 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
+
+
+THREADS_HELP = (
+    "CPU threads torch uses (torch.set_num_threads; default: torch's, one per core). On a machine other "
+    "work shares, fewer threads (even 1) is often several times faster"
+)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` (see :data:`THREADS_HELP`); apply it with :func:`apply_threads_argument`."""
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help=THREADS_HELP)
+
+
+def apply_threads_argument(args: argparse.Namespace) -> None:
+    """Set torch's thread count from ``--threads`` (nothing when it was not given)."""
+    if getattr(args, "threads", None) is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from skinattn.cli.argtypes import non_negative_int
+from skinattn.cli.argtypes import add_threads_argument, apply_threads_argument, non_negative_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--explain-per-class", type=int, default=2, help="images per class shown with overlays in the report (default 2)"
     )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_argument(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     explain = subparsers.add_parser(
@@ -65,8 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from skinattn.evaluation import EvaluationSettings, evaluate
-    from skinattn.evaluation.tables import class_table, to_markdown
+    from skinattn.evaluation.tables import class_table, headline_markdown, to_markdown
 
+    apply_threads_argument(args)
     settings = EvaluationSettings(
         split=None if args.split == "all" else args.split,
         batch_size=args.batch_size,
@@ -82,7 +84,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     metrics = evaluate(args.model, args.manifest, args.out, settings)
     print(to_markdown(class_table(metrics)))
-    print(f"accuracy {metrics['accuracy']:.3f}  balanced accuracy {metrics['balanced_accuracy']:.3f}")
+    print(headline_markdown(metrics).replace("**", ""), end="")
     for note in metrics["notes"]:
         print(f"note: {note}")
     print(f"wrote metrics, tables, predictions, figures and report.html to {args.out}")

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+from skinattn.cli.argtypes import add_threads_argument, apply_threads_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     score = subparsers.add_parser(
@@ -48,15 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="bootstrap resamples for the evaluation's confidence intervals (default 1000; 0 = off)",
     )  # fmt: skip
     score.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_argument(score)
     score.set_defaults(handler=_score)
 
 
 def _score(args: argparse.Namespace) -> int:
     from skinattn.errors import DataError
     from skinattn.scoring import ScoreSettings, score_source
+    from skinattn.scoring.model_source import describe_model
 
     if args.chunk_size < 1 or args.batch_size < 1 or args.workers < 0:
         raise DataError("--chunk-size and --batch-size must be at least 1, --workers at least 0")
+    apply_threads_argument(args)
     settings = ScoreSettings(
         batch_size=args.batch_size,
         workers=args.workers,
@@ -68,9 +73,12 @@ def _score(args: argparse.Namespace) -> int:
     )
     result = score_source(args.source, args.out, args.model, settings, shard=args.shard, registry_root=args.registry)
     print(f"scored {result.scored} image(s) with model {result.model_version} -> {result.predictions}")
+    summary = json.loads(result.summary.read_text(encoding="utf-8"))
+    described = describe_model(summary)
+    if described:
+        print(f"model: {described}")
     print(f"ISIC layout -> {result.isic}")
     print(f"{result.failed} file(s) refused or unreadable -> {result.errors}")
-    summary = json.loads(result.summary.read_text(encoding="utf-8"))
     print(f"drift: {summary['drift']['message']} -> {result.drift}")
     if result.evaluation is not None:
         print(f"evaluation of the labelled images -> {result.evaluation}")

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+from skinattn.cli.argtypes import THREADS_HELP, positive_int
+
 if TYPE_CHECKING:
     from skinattn.training import TrainResult
 
@@ -53,7 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="processes for DDP on one node (default: the number of visible GPUs; 1 disables the torchrun relaunch)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (sets train.progress=false)")
+    parser.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bars (sets train.progress=false); the one-line summary of each epoch is still printed",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=positive_int, metavar="N", help=f"{THREADS_HELP} (sets train.threads)")
     parser.set_defaults(handler=run)
 
 
@@ -66,6 +72,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         "train.epochs": args.epochs,
         "train.seed": args.seed,
         "train.device": args.device,
+        "train.threads": args.threads,
     }
     extra = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
     if args.no_progress:

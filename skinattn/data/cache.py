@@ -39,6 +39,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from skinattn.data.images import open_image
+from skinattn.progress import bar_options
 from skinattn.storage import S3_SCHEME, ZIP_SCHEME
 from skinattn.errors import DataError
 from skinattn.fileio import write_json
@@ -192,7 +193,8 @@ def _write_images(path: Path, locations: list[str], size: int, workers: int, pro
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = pool.map(fill, range(len(locations)))
-        for _ in tqdm(jobs, total=len(locations), desc=progress, unit="img", disable=progress is None):
+        for _ in tqdm(jobs, total=len(locations), desc=progress, unit="img", disable=progress is None,
+                      **bar_options()):
             pass
     images.flush()
 

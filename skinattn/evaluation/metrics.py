@@ -41,7 +41,9 @@ from tqdm.auto import tqdm
 from skinattn.errors import DataError
 
 # The headline metrics that get bootstrap confidence intervals.
-CI_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_auc", "weighted_auc", "weighted_precision")
+CI_METRICS: tuple[str, ...] = (
+    "accuracy", "balanced_accuracy", "macro_auc", "weighted_auc", "macro_precision", "weighted_precision"
+)
 
 
 def _check_inputs(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str]) -> None:
@@ -91,6 +93,7 @@ def _headline(y_true: np.ndarray, y_prob: np.ndarray, num_classes: int) -> dict[
         "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
         "macro_auc": float(np.mean(aucs[defined])) if defined.any() else math.nan,
         "weighted_auc": float(np.average(aucs[defined], weights=support[defined])) if defined.any() else math.nan,
+        "macro_precision": float(precision_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "weighted_precision": float(
             precision_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
         ),

@@ -24,6 +24,7 @@ from skinattn.data.images import open_image
 from skinattn.errors import DataError
 from skinattn.models import SoftAttentionNet, eval_transform
 from skinattn.models.config import ModelConfig
+from skinattn.progress import bar_options
 
 PROB_PREFIX = "prob_"
 # The ISIC 2018 Task 3 ground-truth / submission column order for the seven HAM10000 classes.
@@ -144,7 +145,7 @@ def predict_rows(
         pin_memory=target.type == "cuda",
     )
     probs = np.zeros((len(rows), len(names)), dtype=np.float64)
-    for batch, indices, errors in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+    for batch, indices, errors in tqdm(loader, desc="predict", unit="batch", disable=not progress, **bar_options()):
         if errors:
             more = f" (and {len(errors) - 1} more in the same batch)" if len(errors) > 1 else ""
             raise DataError(f"{source}: cannot read the image of {errors[0]}{more}")

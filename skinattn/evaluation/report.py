@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from skinattn.evaluation.tables import headline_values
+
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -59,15 +61,8 @@ def _table_html(table: pd.DataFrame, digits: int = 3) -> str:
 
 def _headline_html(metrics: Mapping[str, Any]) -> str:
     intervals = metrics.get("confidence_intervals", {}).get("intervals", {})
-    values = {
-        "accuracy": metrics["accuracy"],
-        "balanced_accuracy": metrics["balanced_accuracy"],
-        "macro_auc": metrics["macro_avg"]["auc"],
-        "weighted_auc": metrics["weighted_avg"]["auc"],
-        "weighted_precision": metrics["weighted_avg"]["precision"],
-    }
     rows = []
-    for name, value in values.items():
+    for name, value in headline_values(metrics).items():
         ci = intervals.get(name)
         shown = "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
         ci_text = "" if not ci or ci["low"] is None else f"{ci['low']:.3f} – {ci['high']:.3f}"

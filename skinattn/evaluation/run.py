@@ -180,7 +180,7 @@ def evaluate(
     binary_table = tables.binary_table(metrics, model_name)
     with atomic_open(out / "table.csv", newline="") as handle:
         handle.write(tables.to_csv_text(class_table))
-    markdown = tables.to_markdown(class_table)
+    markdown = tables.headline_markdown(metrics) + "\n" + tables.to_markdown(class_table)
     if binary_table is not None:
         with atomic_open(out / "table_binary.csv", newline="") as handle:
             handle.write(tables.to_csv_text(binary_table))

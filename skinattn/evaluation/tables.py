@@ -55,6 +55,34 @@ def binary_table(metrics: Mapping[str, Any], model_name: str) -> pd.DataFrame | 
     return pd.DataFrame([row], columns=["Networks", *(c for c, _ in BINARY_COLUMNS)])
 
 
+def headline_values(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline figures in the order a reader should meet them: balanced accuracy and the macro
+    averages first (every class counts the same), then accuracy and the support-weighted averages, which
+    the majority class (nv in HAM10000) carries and which can read far better than the macro figures they
+    hide. Names are those of ``metrics.json``'s confidence intervals."""
+    return {
+        "balanced_accuracy": metrics["balanced_accuracy"],
+        "macro_precision": metrics["macro_avg"]["precision"],
+        "macro_auc": metrics["macro_avg"]["auc"],
+        "macro_f1": metrics["macro_avg"]["f1"],
+        "accuracy": metrics["accuracy"],
+        "weighted_precision": metrics["weighted_avg"]["precision"],
+        "weighted_auc": metrics["weighted_avg"]["auc"],
+    }
+
+
+def headline_markdown(metrics: Mapping[str, Any], digits: int = 3) -> str:
+    """One line of the headline figures (:func:`headline_values`), balanced accuracy and macro first, with
+    their confidence intervals when there are any; table.md opens with it."""
+    intervals = metrics.get("confidence_intervals", {}).get("intervals", {})
+    parts = []
+    for name, value in headline_values(metrics).items():
+        ci = intervals.get(name)
+        ci_text = "" if not ci or ci["low"] is None else f" ({_cell(ci['low'], digits)}–{_cell(ci['high'], digits)})"
+        parts.append(f"{name.replace('_', ' ')} **{_cell(value, digits)}**{ci_text}")
+    return " · ".join(parts) + "\n"
+
+
 def _cell(value: Any, digits: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"

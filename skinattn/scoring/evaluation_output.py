@@ -57,7 +57,7 @@ def write_evaluation(
     with atomic_open(out / "table.csv", newline="") as handle:
         handle.write(tables.to_csv_text(class_table))
     with atomic_open(out / "table.md") as handle:
-        handle.write(tables.to_markdown(class_table))
+        handle.write(tables.headline_markdown(metrics) + "\n" + tables.to_markdown(class_table))
     confusion_png = figures.confusion_matrix_png(metrics["confusion_matrix"], names)
     roc_png = figures.roc_png(y_true, y_prob, names, [metrics["per_class"][n]["auc"] for n in names])
     for name, data in (("confusion_matrix.png", confusion_png), ("roc.png", roc_png)):

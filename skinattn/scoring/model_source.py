@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from skinattn.models.weights import CARD_FILE, WEIGHTS_FILE, read_card
 
@@ -77,3 +77,63 @@ def resolve_model(spec: str, registry_root: str | None = None) -> ResolvedModel:
     registry, record = pinned.registry, pinned.record
     assert registry is not None and record is not None  # pin_model sets both for a registry spec
     return ResolvedModel(registry.fetch(record), record.version, f"{registry.uri} {spec} = {record.version}")
+
+
+# The validation figures a scoring run names the model by (from the training run's card), in this order.
+_VALIDATION_FIGURES = ("balanced_accuracy", "macro_auc", "val_accuracy", "val_loss")
+
+
+def model_facts(card: dict[str, Any]) -> dict[str, Any]:
+    """What a scoring run says about its model beyond path and hash, as flat ``model_*`` keys (for the
+    summary JSON and the report's run table): architecture, Soft-Attention on/off, input size, classes,
+    and, when the card holds a training run's metadata, the training and validation figures of the saved
+    (best) epoch. Keys the card cannot fill are left out; nothing here raises on an older or bare card."""
+    config = card.get("config") or {}
+    facts: dict[str, Any] = {}
+    for key, name in (("arch", "model_arch"), ("soft_attention", "model_soft_attention"),
+                      ("input_size", "model_input_size")):  # fmt: skip
+        if key in config:
+            facts[name] = config[key]
+    if config.get("class_names"):
+        facts["model_classes"] = len(config["class_names"])
+    training = (card.get("metadata") or {}).get("training") or {}
+    if not isinstance(training, dict):
+        return facts
+    for key in ("train_images", "val_images", "monitor", "best_epoch", "epochs_run"):
+        if training.get(key) is not None:
+            facts[f"model_{key}"] = training[key]
+    best = training.get("best_epoch_metrics") or {}
+    for key in ("train_loss", "train_accuracy"):
+        if isinstance(best.get(key), (int, float)):
+            facts[f"model_{key}"] = round(float(best[key]), 4)
+    validation = training.get("best_model_val_metrics") or best
+    for key in _VALIDATION_FIGURES:
+        value = validation.get(key) if isinstance(validation, dict) else None
+        if isinstance(value, (int, float)):
+            name = key if key.startswith("val_") else f"val_{key}"
+            facts[f"model_{name}"] = round(float(value), 4)
+    return facts
+
+
+def describe_model(facts: dict[str, Any]) -> str:
+    """One line for people: ``resnet10t + SA, 224 px; validation balanced accuracy 0.612, macro AUC 0.901
+    (best epoch 12 of 20, 4186 training images)``; only what ``facts`` holds."""
+    if "model_arch" not in facts:
+        return ""
+    text = facts["model_arch"]
+    if "model_soft_attention" in facts:
+        text += " + SA" if facts["model_soft_attention"] else " (no SA)"
+    if "model_input_size" in facts:
+        text += f", {facts['model_input_size']} px"
+    figures = [f"{label} {facts[key]:.3f}" for key, label in (("model_val_balanced_accuracy", "balanced accuracy"),
+                                                              ("model_val_macro_auc", "macro AUC"))
+               if key in facts]  # fmt: skip
+    if figures:
+        text += "; validation " + ", ".join(figures)
+    run = []
+    if "model_best_epoch" in facts:
+        run.append(f"best epoch {facts['model_best_epoch']}"
+                   + (f" of {facts['model_epochs_run']}" if "model_epochs_run" in facts else ""))
+    if "model_train_images" in facts:
+        run.append(f"{facts['model_train_images']} training images")
+    return text + (f" ({', '.join(run)})" if run else "")

@@ -32,13 +32,14 @@ from skinattn.evaluation.predict import prob_column, resolve_device
 from skinattn.fileio import write_json
 from skinattn.inference import Predictor
 from skinattn.models import read_card
+from skinattn.progress import bar_options
 from skinattn.scoring.checkpoint import ChunkStore
 from skinattn.scoring import drift
 from skinattn.scoring.dataset import ChunkBatches, ScoreImages, collate
 from skinattn.scoring.evaluation_output import write_evaluation
 from skinattn.scoring.listing import ScoreItem, fingerprint, list_archive
 from skinattn.scoring.merge import MergedOutputs, merge_tables
-from skinattn.scoring.model_source import ResolvedModel, resolve_model
+from skinattn.scoring.model_source import ResolvedModel, model_facts, resolve_model
 from skinattn.scoring.outputs import OutputPaths
 from skinattn.scoring.shards import ShardManifest, parse_shard, split_shards
 from skinattn.scoring.tables import ERROR_COLUMNS, MODEL_VERSION, TOP_CLASS, prediction_columns
@@ -116,7 +117,8 @@ def score_items(items: Sequence[ScoreItem], model: ResolvedModel, store: ChunkSt
     probs = np.zeros((0, len(names)))
     errors: dict[int, str] = {}
     remaining = 0
-    with tqdm(total=sum(map(len, pending)), unit="img", desc="score", disable=not settings.progress) as bar:
+    with tqdm(total=sum(map(len, pending)), unit="img", desc="score", disable=not settings.progress,
+              **bar_options()) as bar:
         for batch in loader:
             first = batch.positions[0] if batch.positions else batch.errors[0][0]
             if chunk is None or first not in chunk:  # batches never straddle chunks (ChunkBatches)
@@ -196,16 +198,19 @@ def score_shard(
         merged = merge_tables(store.parts(chunks), out)
     else:  # an empty shard: valid, empty outputs
         merged = _empty_outputs(out, resolved)
+    card = read_card(resolved.directory)
     info = (extra_info or {}) | {
         "source": manifest.source,
         "shard": plan["shard"],
         "model": resolved.origin,
         "model_version": resolved.version,
+        # Architecture, SA, input size and the training run's figures: the model by more than path and hash.
+        **model_facts(card),
         "listed": len(manifest.items),
         "chunks_resumed": resumed,
         "seconds": round(time.monotonic() - started, 3),
     }
-    reference = read_reference(read_card(resolved.directory))
+    reference = read_reference(card)
     result = _finish(merged, dataclasses.replace(settings, evaluate=settings.evaluate and manifest.count == 1), info,
                      reference)  # fmt: skip
     store.remove()  # only now: the outputs are in place, the progress is no longer needed
@@ -249,7 +254,23 @@ def merge_outputs(
     pairs = [(Path(p), OutputPaths.errors_beside(p)) for p in shard_predictions]
     merged = merge_tables(pairs, out)
     reference, no_reference = _shards_reference(shard_predictions)
-    return _finish(merged, settings, {"merged_from": [str(p) for p in shard_predictions]}, reference, no_reference)
+    info = {"merged_from": [str(p) for p in shard_predictions]} | _shards_model_facts(shard_predictions)
+    return _finish(merged, settings, info, reference, no_reference)
+
+
+def _shards_model_facts(shard_predictions: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
+    """The ``model_*`` facts (:func:`model_facts`) the first shard's summary carries: the merge has no model
+    to read, and every shard scored with the same one (the merge checks the versions). Empty when that
+    summary is missing or older than the facts."""
+    for predictions in shard_predictions[:1]:
+        try:
+            summary = json.loads(OutputPaths.for_out(predictions).summary.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+        if not isinstance(summary, dict):
+            return {}
+        return {name: value for name, value in summary.items() if name.startswith("model_") and name != "model_version"}
+    return {}
 
 
 def _shards_reference(shard_predictions: Sequence[str | os.PathLike[str]]) -> tuple[dict[str, Any] | None, str]:

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from skinattn.errors import DataError
+from skinattn.progress import LOG_PROGRESS_INTERVAL_S
 from skinattn.steps.evaluation import METRICS_FILE, TABLE_FILE
 
 SHARD_PREDICTIONS_FILE = "predictions.parquet"  # typed and compact between tasks; the merge picks the final format
 SCORE_OUTPUT_FORMATS = ("csv", "parquet")
 # Pod logs are not terminals: one progress line every this many seconds instead of ten a second.
-POD_PROGRESS_INTERVAL_S = "30"
+# The same interval as any bar that is not drawn on a terminal (skinattn.progress); the step sets it in the
+# environment so that every bar of the pod follows it.
+POD_PROGRESS_INTERVAL_S = str(LOG_PROGRESS_INTERVAL_S)
 
 
 def resolve_scoring_model(model: str, registry_root: str) -> str:
@@ -181,6 +184,7 @@ def write_scoring_summary(summary: dict[str, Any], out: str | Path) -> str:
     headline and per-class table when the archive carried labels."""
     from skinattn.fileio import atomic_open
     from skinattn.scoring.drift import markdown_lines
+    from skinattn.scoring.model_source import describe_model
 
     evaluation_dir = summary.get("evaluation")
     lines = [
@@ -190,6 +194,7 @@ def write_scoring_summary(summary: dict[str, Any], out: str | Path) -> str:
         "| --- | --- |",
         f"| source | `{summary['source']}` |",
         f"| model version | `{summary['model_version']}` |",
+        *([f"| model | {described} |"] if (described := describe_model(summary)) else []),
         f"| images listed | {summary['listed']} |",
         f"| scored | {summary['scored']} |",
         f"| errors (refused or unreadable) | {summary['errors']} |",
@@ -203,7 +208,7 @@ def write_scoring_summary(summary: dict[str, Any], out: str | Path) -> str:
     if evaluation_dir is not None:
         metrics = json.loads((Path(evaluation_dir) / METRICS_FILE).read_text(encoding="utf-8"))
         lines += ["", f"## Evaluation on the {metrics['num_samples']} labelled image(s)", ""]
-        lines += [f"accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}", ""]
+        # table.md opens with the headline line: balanced accuracy and the macro figures first.
         lines.append((Path(evaluation_dir) / TABLE_FILE).read_text(encoding="utf-8").strip())
     text = "\n".join(lines) + "\n"
     with atomic_open(out) as handle:  # creates the artifact's folder when needed

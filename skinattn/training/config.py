@@ -121,7 +121,8 @@ class TrainSection:
     saved model. ``device``: auto (CUDA when available), cpu, cuda. ``precision``: auto (bf16 autocast on
     CUDA, fp32 on CPU), bf16, fp32. ``channels_last``: None = on for CUDA. ``tensorboard``: also write
     TensorBoard event files to ``<out_dir>/tensorboard/`` (needs the ``tensorboard`` extra; see
-    ``skinattn.training.tensorboard_log``)."""
+    ``skinattn.training.tensorboard_log``). ``threads``: ``torch.set_num_threads`` for the run (None = torch's
+    default, one per core; fewer is often faster on a machine other work shares)."""
 
     epochs: int = 150
     batch_size: int = 16
@@ -137,6 +138,7 @@ class TrainSection:
     compile: bool = False
     progress: bool = True
     tensorboard: bool = False
+    threads: int | None = None
 
 
 @dataclasses.dataclass
@@ -177,6 +179,8 @@ class TrainConfig:
         bad_weights = {k: v for k, v in self.loss.class_weights.items() if not v > 0}
         if bad_weights:
             raise ConfigError(f"loss.class_weights must be positive, got {bad_weights}")
+        if self.train.threads is not None and self.train.threads < 1:
+            raise ConfigError(f"train.threads must be at least 1 (or null for torch's default), got {self.train.threads}")
         if self.data.num_workers is not None and self.data.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.data.num_workers}")
 

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,6 +43,7 @@ from skinattn.evaluation.distribution import REFERENCE_KEY, reference_distributi
 from skinattn.fileio import atomic_open, write_json
 from skinattn.models import create_model, load_model, save_model
 from skinattn.models.network import SoftAttentionNet
+from skinattn.progress import step_bars
 from skinattn.training import checkpoint as ckpt
 from skinattn.training.config import ConfigError, TrainConfig, config_differences, load_config, save_config
 from skinattn.training.datasets import (
@@ -58,6 +60,7 @@ from skinattn.training.datasets import (
 from skinattn.training.device import (
     Runtime,
     all_reduce_sum,
+    apply_threads,
     barrier,
     init_distributed,
     main_process_first,
@@ -76,7 +79,7 @@ MODEL_DIR = "model"
 # computes. (A different device or worker count resumes correctly but not bit-identically.)
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {"out_dir", "train.epochs", "train.patience", "train.progress", "train.device", "train.compile",
-     "train.tensorboard", "data.num_workers", "data.cache_dir"}
+     "train.tensorboard", "train.threads", "data.num_workers", "data.cache_dir"}
 )
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -101,6 +104,7 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Iterable[Epoc
 
     ``callbacks`` are called on every process with each epoch's record, after its checkpoint is written.
     """
+    apply_threads(config.train.threads)
     runtime = resolve_runtime(config.train, config.data.num_workers)
     init_distributed(runtime)
     try:
@@ -268,8 +272,10 @@ class Trainer:
                 self._append_history(record)
                 if events is not None:
                     events.write_epoch(record, self.batch_losses, first_batch=(epoch - 1) * len(self.train_loader) + 1)
-                if self.config.train.progress:
-                    tqdm.write(_epoch_line(record, self.config.train.monitor))
+                # One line per epoch whatever train.progress says: with the bars off (or a log file for
+                # stdout), it is the only sign of life before the run ends.
+                tqdm.write(_epoch_line(record, self.config.train.monitor), file=sys.stdout)
+                sys.stdout.flush()
             for callback in callbacks:
                 callback(record)
         if not stop_reason:
@@ -325,8 +331,10 @@ class Trainer:
         totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, images
         if self.batch_losses is not None:
             self.batch_losses.clear()
+        # Per-step bars only where they are seen live: in a log file each redraw would be a line of its own,
+        # and the epoch line already says what the bar would (skinattn.progress).
         bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch", leave=False,
-                   disable=not (cfg.train.progress and rt.is_main))
+                   disable=not (rt.is_main and step_bars(cfg.train.progress)))
         for images, labels in bar:
             images, labels = rt.to_device(images), labels.to(rt.device, non_blocking=rt.pin_memory)
             with rt.autocast():

@@ -109,6 +109,7 @@ def test_bootstrap_intervals_are_seeded_and_bracket_the_estimate():
         "balanced_accuracy": first["balanced_accuracy"],
         "macro_auc": first["macro_avg"]["auc"],
         "weighted_auc": first["weighted_avg"]["auc"],
+        "macro_precision": first["macro_avg"]["precision"],
         "weighted_precision": first["weighted_avg"]["precision"],
     }
     for name, value in point.items():
@@ -142,3 +143,31 @@ def test_micro_roc_pools_every_class_and_thins_to_valid_json():
         assert (thinned[key][0], thinned[key][-1]) == (full[key][0], full[key][-1])
     assert thinned["threshold"][0] == 1.0  # scikit-learn's infinite first threshold, made valid JSON
     json.dumps(thinned, allow_nan=False)
+
+
+def test_headline_leads_with_balanced_accuracy_and_macro_figures():
+    """Issue 14: a weighted precision carried by the majority class (0.71) must not read as the headline
+    while the macro precision (0.39) sits out of sight: balanced accuracy and macro figures come first, in
+    report.html and in table.md, and the JSON keys stay as they were."""
+    from skinattn.evaluation.report import _headline_html
+    from skinattn.evaluation.tables import headline_markdown, headline_values
+
+    y, probs = _random_predictions(300, 7, seed=5)
+    metrics = compute_metrics(y, probs, CLASSES, n_bootstrap=20, seed=0, progress=False)
+    order = list(headline_values(metrics))
+    assert order[0] == "balanced_accuracy"
+    assert order.index("macro_precision") < order.index("weighted_precision")
+    assert order.index("macro_auc") < order.index("weighted_auc") and order.index("macro_auc") < order.index("accuracy")
+    assert {"accuracy", "balanced_accuracy", "macro_avg", "weighted_avg"} <= set(metrics)
+
+    def positions(text: str, names: list[str]) -> list[int]:
+        return [text.index(name) for name in names]
+
+    names = ["balanced accuracy", "macro precision", "macro auc", "weighted precision", "weighted auc"]
+    for text in (_headline_html(metrics), headline_markdown(metrics)):
+        found = positions(text, names)
+        assert found == sorted(found), text
+        assert text.index("balanced accuracy") < text.index(">accuracy<" if "<td>" in text else " · accuracy ")
+    line = headline_markdown(metrics)
+    low = metrics["confidence_intervals"]["intervals"]["macro_precision"]["low"]
+    assert f"macro precision **{metrics['macro_avg']['precision']:.3f}** ({low:.3f}" in line

@@ -83,8 +83,11 @@ def test_paper_table_files_have_the_paper_rows_and_columns(sa_run: Path):
     assert list(table["Dis."]) == [c.upper() for c in HAM10000_CLASSES] + [AVG_ROW, WEIGHTED_AVG_ROW]
     assert list(table["#"]) == [3] * 7 + [21, 21]
     markdown = (sa_run / "table.md").read_text().splitlines()
-    assert markdown[0] == "| Dis. | Precision | AUC | Recall | Specificity | F1 | # |"
-    assert [line.split("|")[1].strip() for line in markdown[2:11]] == list(table["Dis."])
+    # The headline line first, balanced accuracy and macro figures leading (issue 14), then the table.
+    assert markdown[0].startswith("balanced accuracy **") and markdown[1] == ""
+    assert markdown[0].index("macro precision") < markdown[0].index("weighted precision")
+    assert markdown[2] == "| Dis. | Precision | AUC | Recall | Specificity | F1 | # |"
+    assert [line.split("|")[1].strip() for line in markdown[4:13]] == list(table["Dis."])
 
 
 def test_report_is_self_contained_with_figures_and_overlays(sa_run: Path):

@@ -90,6 +90,7 @@ def test_merged_shards_equal_an_unsharded_run(world, tmp_path):
     markdown = steps.write_scoring_summary(summary, tmp_path / "ui" / "summary.md")
     assert (tmp_path / "ui" / "summary.md").read_text() == markdown
     assert "| model version | `v1` |" in markdown and "| errors (refused or unreadable) | 1 |" in markdown
+    assert summary["model_arch"] == "resnet10t" and "| model | resnet10t" in markdown  # not only path and hash
     assert "## Evaluation on the 20 labelled image(s)" in markdown and "| Avg |" in markdown
     assert "## Drift against the training data\n\n**looks like the training data**" in markdown
     assert "1 of 21 files (4.8%) could not be scored" in markdown and "| **all classes** |" in markdown
