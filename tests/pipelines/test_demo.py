@@ -39,7 +39,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert summary["gate"] == "promote"
     assert summary["versions"] == ["v1"] and summary["production"] == "v1"
     assert "<html" in Path(summary["report"]).read_text().lower()
-    assert Path(summary["table"]).read_text().startswith("| Dis. |")
+    table = Path(summary["table"]).read_text()
+    assert table.startswith("balanced accuracy **") and "\n| Dis. |" in table  # headline, then the paper table
     assert (Path(summary["model"]) / "model.safetensors").is_file()
     assert (tmp_path / "registry" / "production").is_dir()
     assert f"summary: {tmp_path / 'demo_summary.json'}" in result.stdout

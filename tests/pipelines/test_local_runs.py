@@ -63,7 +63,8 @@ def test_training_pipeline_promotes_first_and_keeps_an_equal_model(sample, tmp_p
     roc = classification["confidenceMetrics"]
     assert roc[0]["falsePositiveRate"] <= roc[-1]["falsePositiveRate"] and len(roc) >= 2
     assert "<html" in Path(artifacts["report"]["uri"]).read_text().lower()
-    assert Path(artifacts["table"]["uri"]).read_text().startswith("| Dis. | Precision | AUC |")
+    table = Path(artifacts["table"]["uri"]).read_text()
+    assert table.startswith("balanced accuracy **") and "\n| Dis. | Precision | AUC |" in table  # headline, then table
     assert (first / "train" / "model" / "model.safetensors").is_file()
     curves = _output(first, "train")["artifacts"]["curves"]["artifacts"][0]  # the train task's HTML in the UI
     assert 'src="data:image/png;base64,' in Path(curves["uri"]).read_text()
