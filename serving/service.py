@@ -41,6 +41,9 @@ from serving.runtime import Preprocessor, ServingModel
 from serving.upload import UploadRejected, decode_upload, upload_pixels
 
 logger = logging.getLogger("skinattn.serving")
+# BentoML's server logging passes only WARNING and up from loggers other than its own: without this the
+# start-up lines (model loaded on which device, with how many threads; token required) never reach the log.
+logger.setLevel(logging.INFO)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -56,10 +59,25 @@ def _env_int(name: str, default: int) -> int:
     return number
 
 
+def _device() -> str:
+    if os.environ.get("SKINATTN_DEVICE"):
+        return os.environ["SKINATTN_DEVICE"]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _default_max_batch_size() -> int:
+    """8 images per forward pass on a CPU, 32 on a GPU. On a CPU a pass over 8 images is already as fast per
+    image as it gets and larger ones are slower per image (their activations outgrow the caches: 20 % slower
+    at 32), so batches of 8 serve more images per second (BENCHMARKS.md, "Endpoint throughput")."""
+    return 8 if _device() == "cpu" else 32
+
+
 MODEL_TAG = os.environ.get("SKINATTN_MODEL_TAG") or "skinattn:latest"
 MAX_UPLOAD_BYTES = _env_int("SKINATTN_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 MAX_PIXELS = _env_int("SKINATTN_MAX_PIXELS", 40_000_000)
-MAX_BATCH_SIZE = max(2, _env_int("SKINATTN_MAX_BATCH_SIZE", 32))  # BentoML requires more than 1
+MAX_BATCH_SIZE = max(2, _env_int("SKINATTN_MAX_BATCH_SIZE", _default_max_batch_size()))  # BentoML requires more than 1
 MAX_LATENCY_MS = _env_int("SKINATTN_MAX_LATENCY_MS", 10_000)
 WARMUP_PASSES = _env_int("SKINATTN_WARMUP_PASSES", 1)
 # Pixels being decoded at once over all requests (serving/decode_budget.py): two images of the largest
@@ -111,14 +129,6 @@ def _error(ctx: bentoml.Context, status: int, message: str, headers: dict[str, s
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _device() -> str:
-    if os.environ.get("SKINATTN_DEVICE"):
-        return os.environ["SKINATTN_DEVICE"]
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @bentoml.service(
     name=MODEL_SERVICE,
     traffic={"timeout": 60},
@@ -141,13 +151,18 @@ class SkinattnModel:
         threading.Thread(target=self.load, name="skinattn-model-load", daemon=True).start()
 
     def load(self) -> None:
+        import torch
+
         try:
             stored = self.bento_model
             device = _device()
             model = ServingModel(stored.path, device=device)
             model.warm_up(MAX_BATCH_SIZE, WARMUP_PASSES)
             self.model = model
-            logger.info("loaded %s (%s, input %d px) on %s", stored.tag, model.config.arch, model.config.input_size, device)
+            # benchmarks/bench_endpoint.py reads the thread count from this line (its raw-forward yardstick
+            # runs with the same number).
+            logger.info("loaded %s (%s, input %d px) on %s, %d torch threads, max batch %d", stored.tag,
+                        model.config.arch, model.config.input_size, device, torch.get_num_threads(), MAX_BATCH_SIZE)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - any failure must surface as a dead /livez, not a hang
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.exception("could not load model %s", MODEL_TAG)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import io
+import re
 import threading
 
 import httpx
 import numpy as np
 import pytest
 import torch
-from _serving_helpers import check_classification, encode, expected_probabilities, json_error, noise_image, post_image
+import yaml
+from _serving_helpers import REPO, check_classification, encode, expected_probabilities, json_error, noise_image, post_image
 from PIL import Image
 
 from skinattn.constants import HAM10000_CLASSES
@@ -30,6 +32,39 @@ def test_readyz_was_503_until_the_model_was_loaded_then_probes_answer(server):
         assert client.get("/readyz").status_code == 200
         metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "bentoml_service_request_total" in metrics.text
+
+
+def _samples(text: str) -> list[tuple[str, dict[str, str]]]:
+    """(name, labels) of every sample of a Prometheus text exposition."""
+    found = []
+    for line in text.splitlines():
+        match = re.match(r"^(\w+)\{(.*)\} \S+$", line)
+        if match:
+            found.append((match.group(1), dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))))
+    return found
+
+
+def test_metrics_have_the_series_the_monitoring_docs_and_adapter_rules_use(server):
+    """docs/serving.md ("Metrics and monitoring") lists BentoML's series and the Prometheus Adapter rules of
+    infra/k8s/components/hpa-request-rate query them: both must match what this BentoML really exposes. The
+    rules' matchers are written for samples scraped by the ServiceMonitor, where BentoML's "endpoint" label is
+    "exported_endpoint" and namespace/pod are target labels the Prometheus Operator adds."""
+    with server.client() as client:
+        assert post_image(client, encode(noise_image(14), "JPEG")).status_code == 200
+        text = client.get("/metrics").text
+    samples = _samples(text)
+    docs = (REPO / "docs" / "serving.md").read_text()
+    section = docs.split("## Metrics and monitoring", 1)[1].split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `(bentoml_\w+)` \| (\w+) \|", section, flags=re.M)
+    assert len(documented) == 5
+    for name, kind in documented:
+        assert f"# TYPE {name} {kind}" in text, name
+    values = yaml.safe_load((REPO / "infra" / "k8s" / "components" / "hpa-request-rate" / "prometheus-adapter-values.yaml").read_text())
+    for rule in values["rules"]["custom"]:
+        name, matchers = re.match(r"^(\w+)\{(.*)\}$", rule["seriesQuery"]).groups()
+        wanted = {("endpoint" if key == "exported_endpoint" else key): value
+                  for key, op, value in re.findall(r'(\w+)(!?=)"([^"]*)"', matchers) if op == "="}  # fmt: skip
+        assert any(n == name and wanted.items() <= labels.items() for n, labels in samples), (name, wanted)
 
 
 def test_without_a_token_the_server_is_open_and_warns_at_start(server):
