@@ -92,7 +92,7 @@ def load_images(count: int) -> tuple[list[bytes], str]:
     if folder is not None and folder.is_dir():
         paths = sorted(folder.glob("*.jpg"))[:count]
         if paths:
-            return [p.read_bytes() for p in paths], f"{len(paths)} real JPEGs (600x450 HAM10000 frames at 224 px) from {folder}"
+            return [p.read_bytes() for p in paths], f"{len(paths)} real 224x224 HAM10000 JPEGs from {folder}"
     rng = np.random.default_rng(0)
     images = []
     for _ in range(count):

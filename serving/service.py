@@ -18,7 +18,7 @@ With ``SKINATTN_API_TOKEN`` set, every route but the probes and /metrics needs `
 ``docs/serving.md``): ``SKINATTN_MODEL_TAG`` (BentoML model, default ``skinattn:latest``),
 ``SKINATTN_MAX_UPLOAD_BYTES``, ``SKINATTN_MAX_PIXELS``, ``SKINATTN_DECODE_BUDGET_PIXELS``,
 ``SKINATTN_MAX_BATCH_SIZE``, ``SKINATTN_MAX_LATENCY_MS``, ``SKINATTN_WARMUP_PASSES``, ``SKINATTN_DEVICE``,
-``SKINATTN_API_TOKEN``.
+``SKINATTN_API_WORKERS``, ``SKINATTN_API_TOKEN``.
 """
 
 import logging
@@ -83,6 +83,12 @@ WARMUP_PASSES = _env_int("SKINATTN_WARMUP_PASSES", 1)
 # Pixels being decoded at once over all requests (serving/decode_budget.py): two images of the largest
 # allowed size, about 600 MB of decoding memory, by default.
 DECODE_BUDGET_PIXELS = _env_int("SKINATTN_DECODE_BUDGET_PIXELS", 2 * MAX_PIXELS)
+# Worker processes of the API service. Each decodes its own requests, so each gets an equal share of the
+# decode budget (at least one image of MAX_PIXELS): the bound on decoding memory stays the same. Two served
+# about 12 % more images/s than one at 32 clients on 2 vCPUs, for about 0.5 GB more memory (BENCHMARKS.md,
+# "Endpoint throughput").
+API_WORKERS = max(1, _env_int("SKINATTN_API_WORKERS", 1))
+WORKER_DECODE_BUDGET_PIXELS = max(MAX_PIXELS, DECODE_BUDGET_PIXELS // API_WORKERS)
 API_TOKEN = configured_token(os.environ)
 # Seconds a client is asked to wait (Retry-After) when the decode budget is spent or the queue is full.
 RETRY_AFTER_S = 1
@@ -187,7 +193,7 @@ class SkinattnModel:
         return self.model.classify(pixels)
 
 
-@bentoml.service(name="skinattn", traffic={"timeout": 60}, workers=1)
+@bentoml.service(name="skinattn", traffic={"timeout": 60}, workers=API_WORKERS)
 class SkinattnClassifier:
     """Soft-Attention CNN classifier of dermoscopy images."""
 
@@ -205,7 +211,7 @@ class SkinattnClassifier:
         self.preprocessor = Preprocessor(stored.path)
         self.model_name = stored.tag.name
         self.model_version = str((stored.info.metadata or {}).get("version") or stored.tag.version)
-        self.decode_budget = DecodeBudget(DECODE_BUDGET_PIXELS, MAX_PIXELS)
+        self.decode_budget = DecodeBudget(WORKER_DECODE_BUDGET_PIXELS, MAX_PIXELS)
         self.model_ready = False
         if API_TOKEN is None:
             logger.warning("SKINATTN_API_TOKEN is not set: /classify is open to anyone who can reach this "

@@ -61,8 +61,12 @@ TRAINING = {
     "batch_size": 16, "lr": 0.001, "seed": 0, "gpus": 0, "promotion_metric": "balanced_accuracy", "bootstrap": 50,
 }  # fmt: skip
 PER_CLASS = 12
-# Two component images of ~7 GB each (torch with CUDA libraries), their build layers and the wheelhouse.
-NEEDED_DISK_GB = 30
+# A first build: two component images of ~7 GB each (torch with CUDA libraries), the serving image, their build
+# layers and the wheelhouse. A rebuild over the images of an earlier run reuses their dependency layers (the
+# project's source layers are small) and needs room for the wheelhouse (~3 GB), the run's outputs (~3 GB) and a
+# margin; images a rebuild replaces are removed (Engine.build), so repeated runs do not fill the disk.
+FIRST_BUILD_DISK_GB = 30
+REBUILD_DISK_GB = 12
 ARCHIVE_IMAGES = 24
 
 
@@ -238,14 +242,19 @@ def run_scoring(work: Path, env: dict[str, str], label: str, ids: list[str]) -> 
 # ---- the run ----------------------------------------------------------------------------------------------
 
 
-def check_disk(*folders: Path) -> None:
+def needed_disk_gb(engine: engines.Engine) -> int:
+    """Free space the run needs: less when every image is already there from an earlier run (its layers are reused)."""
+    return REBUILD_DISK_GB if all(engine.image_exists(tag) for tag in IMAGES.values()) else FIRST_BUILD_DISK_GB
+
+
+def check_disk(needed_gb: int, *folders: Path) -> None:
     """Fail early, with the remedy, rather than minutes into a build with 'no space left on device'."""
     for folder in folders:
         free_gb = shutil.disk_usage(folder).free / 1e9
-        print(f"{folder}: {free_gb:.0f} GB free")
-        if free_gb < NEEDED_DISK_GB:
+        print(f"{folder}: {free_gb:.0f} GB free (needs about {needed_gb} GB)")
+        if free_gb < needed_gb:
             raise RuntimeError(f"{folder} has {free_gb:.0f} GB free; the images and their build need about "
-                               f"{NEEDED_DISK_GB} GB (old images: 'podman image prune' / 'docker image prune')")  # fmt: skip
+                               f"{needed_gb} GB (old images: 'podman image prune' / 'docker image prune')")  # fmt: skip
 
 
 def build_images(engine: engines.Engine, report: Report, work: Path, ca_bundle: Path | None) -> None:
@@ -269,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
         with report.step("engine"):
             engine = engines.find_engine(args.engine, install=True)
             print(f"engine: {engine.name}" + (f" (CONTAINERS_CONF={engines.CONTAINERS_CONF})" if engine.name == "podman" else ""))
-            check_disk(engine.storage_root(), work)
+            check_disk(needed_disk_gb(engine), engine.storage_root(), work)
             # Containers of an earlier run that was killed (SIGKILL skips cleanup) would hold ports and memory.
             engines.remove_containers(engine, LABEL_KEY)
         # The components read their image names when first imported: point them at the images built here.

@@ -91,7 +91,24 @@ class Engine:
             args += ["--build-context", f"{name}={path}"]
         for name, path in (secrets or {}).items():
             args += ["--secret", f"id={name},src={path}"]
+        replaced = self.image_id(tag)
         self.run(*args, str(context))
+        if replaced is not None and replaced != self.image_id(tag):
+            self.remove_untagged(replaced)
+
+    def image_id(self, ref: str) -> str | None:
+        """The ID of the image ``ref`` names, None when there is none."""
+        result = self.run("image", "inspect", "--format", "{{.Id}}", ref, capture=True, check=False)
+        return result.stdout.strip() or None if result.returncode == 0 else None
+
+    def remove_untagged(self, image_id: str) -> bool:
+        """Remove the image a rebuild replaced, when no tag names it any more: each rebuild would otherwise
+        leave one more untagged image (and its ~7 GB dependency layer when the dependencies changed) behind.
+        An image still tagged or used by a container is kept."""
+        tags = self.run("image", "inspect", "--format", "{{len .RepoTags}}", image_id, capture=True, check=False)
+        if tags.returncode != 0 or tags.stdout.strip() != "0":
+            return False
+        return self.run("rmi", image_id, capture=True, check=False).returncode == 0
 
 
 def _docker_daemon_answers() -> bool:

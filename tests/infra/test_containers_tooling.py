@@ -1,9 +1,11 @@
-"""The container tooling of ``make images`` / ``make e2e`` (infra/containers), without building anything:
-the parts whose mistakes would only show up minutes into a build or on a cluster."""
+"""The container tooling of ``make images`` / ``make e2e`` (infra/containers), without building the real images
+(one test builds a two-line image FROM scratch): the parts whose mistakes would only show up minutes into a build or
+on a cluster."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,44 @@ def test_e2e_s3_environment_is_what_the_cluster_gives_a_pod(clean_env):
     with e2e.s3_server() as env:
         assert list(env) == [*settings.config_map_keys, *settings.secret_keys]
         assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+
+
+def _engine_or_skip() -> engine.Engine:
+    try:
+        return engine.find_engine()
+    except engine.EngineError as exc:
+        pytest.skip(f"no container engine here: {exc}")
+
+
+def test_a_rebuild_removes_the_image_it_replaced(tmp_path):
+    """Each e2e run rebuilds its images; the images they replace must not pile up on the disk (CI ran out)."""
+    eng = _engine_or_skip()
+    tag = f"localhost/skinattn-rebuild-check:{uuid.uuid4().hex[:8]}"
+    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY stamp /stamp\n")
+    try:
+        ids = []
+        for stamp in ("first", "second"):
+            (tmp_path / "stamp").write_text(stamp)
+            eng.build(dockerfile=tmp_path / "Containerfile", tag=tag, context=tmp_path)
+            ids.append(eng.image_id(tag))
+        assert None not in ids and ids[0] != ids[1]
+        assert not eng.image_exists(ids[0]), "the replaced image is still stored"
+        assert eng.image_exists(ids[1])
+        # An image that still carries a tag is never removed.
+        assert not eng.remove_untagged(ids[1]) and eng.image_exists(ids[1])
+    finally:
+        eng.run("rmi", "--force", tag, capture=True, check=False)
+
+
+def test_the_disk_check_asks_less_when_the_images_are_there(monkeypatch):
+    class Stored:
+        def __init__(self, present: set[str]):
+            self.present = present
+
+        def image_exists(self, ref: str) -> bool:
+            return ref in self.present
+
+    assert e2e.needed_disk_gb(Stored(set(e2e.IMAGES.values()))) == e2e.REBUILD_DISK_GB
+    assert e2e.needed_disk_gb(Stored({e2e.IMAGES["cpu"]})) == e2e.FIRST_BUILD_DISK_GB
+    with pytest.raises(RuntimeError, match="needs? about 10000 GB"):
+        e2e.check_disk(10_000, Path("/"))
