@@ -15,134 +15,42 @@ It is NOT a KFP backend: nothing is compiled, validated beyond that, scheduled o
 
 from __future__ import annotations
 
-import email
-import email.policy
 import itertools
 import json
 import re
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from _http_stand_in import HttpError, HttpStandIn, RecordedRequest, single
 
 API = "/apis/v2beta1"
 EQUALS = 1  # kfp.client's _FILTER_OPERATIONS["EQUALS"]; the backend also accepts the enum name
+_HttpError = HttpError  # KFP's errors carry a status and a message
 
 
-@dataclass
-class RecordedRequest:
-    """One request as it reached the server."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    json: Any = None
-    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # form field -> (file name, content)
-    status: int = 0
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-class KfpStandIn:
+class KfpStandIn(HttpStandIn):
     """In-memory KFP v2beta1 API on a free port of 127.0.0.1; use as a context manager."""
 
+    thread_name = "kfp-stand-in"
+
     def __init__(self) -> None:
-        self.requests: list[RecordedRequest] = []
+        super().__init__()
         self.experiments: dict[str, dict] = {}
         self.pipelines: dict[str, dict] = {}
         self.versions: dict[str, dict] = {}  # version id -> version (with "pipeline_id")
         self.runs: dict[str, dict] = {}
         self.recurring_runs: dict[str, dict] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> KfpStandIn:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kfp-stand-in", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     # -- queries for tests -------------------------------------------------------------------------
     def calls(self, method: str, path: str) -> list[RecordedRequest]:
         """The recorded requests with this method and exact path."""
         return [r for r in self.requests if r.method == method and r.path == path]
 
-    def unknown_calls(self) -> list[str]:
-        """``METHOD path`` of every request this stand-in answered with 404 for lack of a route."""
-        return [f"{r.method} {r.path}" for r in self.requests if r.status == 404 and r.json == "<no route>"]
-
-    # -- HTTP plumbing -----------------------------------------------------------------------------
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as urllib3 expects from a real server
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-                stand_in._serve(self, "GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                stand_in._serve(self, "POST")
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                stand_in._serve(self, "DELETE")
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass  # the recorded requests are the log
-
-        return Handler
-
-    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        request = RecordedRequest(method, parts.path, parse_qs(parts.query, keep_blank_values=True))
-        content_type = handler.headers.get("Content-Type", "")
-        if content_type.startswith("multipart/form-data"):
-            request.files = _multipart_files(content_type, raw)
-        elif raw:
-            try:
-                request.json = json.loads(raw)
-            except ValueError:
-                request.json = raw.decode("utf-8", "replace")
-        with self._lock:
-            self.requests.append(request)
-            try:
-                status, body = 200, self._route(request)
-            except _HttpError as exc:
-                status, body = exc.status, {"error": str(exc), "message": str(exc), "code": exc.status}
-            request.status = status
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
-
     # -- the API -----------------------------------------------------------------------------------
-    def _route(self, request: RecordedRequest) -> dict:
+    def _route(self, request: RecordedRequest) -> tuple[int, Any]:
+        return 200, self._answer(request)
+
+    def _answer(self, request: RecordedRequest) -> dict:
         method, path = request.method, request.path
         if (method, path) == ("GET", f"{API}/healthz"):
             return {"multi_user": False, "pipeline_store": "database"}
@@ -166,8 +74,7 @@ class KfpStandIn:
             return self._create_run(request.json or {})
         if (method, path) == ("POST", f"{API}/recurringruns"):
             return self._create_recurring_run(request.json or {})
-        request.json = "<no route>"
-        raise _HttpError(404, f"the KFP stand-in has no route for {method} {path}")
+        raise self.no_route(request, f"the KFP stand-in has no route for {method} {path}")
 
     def _new_id(self, kind: str) -> str:
         return f"{kind}-{next(self._ids):04d}"
@@ -219,12 +126,12 @@ class KfpStandIn:
 
     def _upload_pipeline(self, request: RecordedRequest) -> dict:
         package = self._uploaded_file(request)
-        name = _single(request.query, "name") or _single(request.query, "display_name")
+        name = single(request.query, "name") or single(request.query, "display_name")
         if not name:
             raise _HttpError(400, "pipeline name is empty")
         if any(p["display_name"] == name for p in self.pipelines.values()):
             raise _HttpError(409, f"pipeline {name!r} already exists")
-        description = _single(request.query, "description")
+        description = single(request.query, "description")
         pipeline = {
             "pipeline_id": self._new_id("pipeline"),
             "display_name": name,
@@ -238,12 +145,12 @@ class KfpStandIn:
 
     def _upload_version(self, request: RecordedRequest) -> dict:
         package = self._uploaded_file(request)
-        pipeline_id = _single(request.query, "pipelineid")
+        pipeline_id = single(request.query, "pipelineid")
         self._get(self.pipelines, pipeline_id, "pipeline")
-        name = _single(request.query, "name") or _single(request.query, "display_name")
+        name = single(request.query, "name") or single(request.query, "display_name")
         if not name:
             raise _HttpError(400, "pipeline version name is empty")
-        return self._add_version(pipeline_id, name, _single(request.query, "description"), package)
+        return self._add_version(pipeline_id, name, single(request.query, "description"), package)
 
     def _check_run_source(self, body: dict) -> None:
         self._get(self.experiments, body.get("experiment_id") or "", "experiment")
@@ -277,11 +184,6 @@ class KfpStandIn:
         return recurring
 
 
-def _single(query: dict[str, list[str]], key: str) -> str:
-    values = query.get(key) or [""]
-    return values[0]
-
-
 def _listing(key: str, items: list[dict], total: int | None = None) -> dict:
     # Like the backend's JSON (grpc-gateway), an empty list is left out rather than sent as [].
     if not items:
@@ -293,7 +195,7 @@ def _listing(key: str, items: list[dict], total: int | None = None) -> dict:
 def _filtered(items: Any, request: RecordedRequest) -> list[dict]:
     """Apply a ``filter`` query of EQUALS predicates (the only kind kfp.Client sends for lookups by name)."""
     items = list(items)
-    raw = _single(request.query, "filter")
+    raw = single(request.query, "filter")
     if not raw:
         return items
     for predicate in json.loads(raw).get("predicates", []):
@@ -304,23 +206,8 @@ def _filtered(items: Any, request: RecordedRequest) -> list[dict]:
 
 
 def _sorted_page(items: list[dict], request: RecordedRequest) -> list[dict]:
-    sort_by = _single(request.query, "sort_by").split()
+    sort_by = single(request.query, "sort_by").split()
     if sort_by:
         items = sorted(items, key=lambda item: item.get(sort_by[0], ""), reverse=sort_by[-1:] == ["desc"])
-    page_size = int(_single(request.query, "page_size") or 0)
+    page_size = int(single(request.query, "page_size") or 0)
     return items[:page_size] if page_size > 0 else items
-
-
-def _multipart_files(content_type: str, raw: bytes) -> dict[str, tuple[str, bytes]]:
-    """The file fields of a multipart/form-data body: field name -> (file name, content)."""
-    message = email.message_from_bytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP
-    )
-    files = {}
-    for part in message.iter_parts():
-        if part.get_filename() is not None:
-            files[part.get_param("name", header="content-disposition")] = (
-                part.get_filename(),
-                part.get_payload(decode=True),
-            )
-    return files

@@ -21,12 +21,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from _http_stand_in import HttpError, HttpStandIn, RecordedRequest, single
 
 TRAINJOBS = re.compile(r"/apis/trainer\.kubeflow\.org/v1alpha1/namespaces/([^/]+)/trainjobs(?:/([^/]+))?")
 PODS = re.compile(r"/api/v1/namespaces/([^/]+)/pods")
@@ -34,19 +32,9 @@ EVENTS = re.compile(r"/api/v1/namespaces/([^/]+)/events")
 TIME = "2026-03-20T10:00:00Z"
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    json: Any = None
-    status: int = 0
-
-
-class _HttpError(Exception):
+class _HttpError(HttpError):
     def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason = status, reason
+        super().__init__(status, message, reason)
 
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -91,8 +79,10 @@ def condition(kind: str, status: str, reason: str, message: str) -> dict[str, An
     return {"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": TIME}
 
 
-class KubernetesStandIn:
+class KubernetesStandIn(HttpStandIn):
     """In-memory TrainJobs, pods and events on a free port of 127.0.0.1; use as a context manager."""
+
+    thread_name = "k8s-stand-in"
 
     def __init__(self, script: Callable[[KubernetesStandIn, str, int], None] | None = None,
                  validate: Callable[[dict[str, Any]], list[str]] | None = None,
@@ -101,8 +91,8 @@ class KubernetesStandIn:
             from _trainer_api import validate_trainjob
 
             validate = validate_trainjob
+        super().__init__()
         self.script, self.validate, self.on_create = script, validate, on_create
-        self.requests: list[RecordedRequest] = []
         self.trainjobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
@@ -111,16 +101,6 @@ class KubernetesStandIn:
         self.polls: dict[str, int] = {}
         self.refuse_create: tuple[int, str, str] | None = None  # e.g. (403, "Forbidden", "...")
         self._ids = itertools.count(1)
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def api_client(self) -> Any:
         """A real ``kubernetes.client.ApiClient`` pointed at this stand-in."""
@@ -129,19 +109,6 @@ class KubernetesStandIn:
         configuration = client.Configuration()
         configuration.host = self.url
         return client.ApiClient(configuration)
-
-    def __enter__(self) -> KubernetesStandIn:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="k8s-stand-in", daemon=True)  # fmt: skip
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     # -- what tests use in scripts and assertions ----------------------------------------------------
     def trainjob(self, name: str, namespace: str = "kubeflow") -> dict[str, Any]:
@@ -161,53 +128,8 @@ class KubernetesStandIn:
     def calls(self, method: str, pattern: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]
 
-    def unknown_calls(self) -> list[str]:
-        return [f"{r.method} {r.path}" for r in self.requests if r.status == 404 and r.json == "<no route>"]
-
-    # -- HTTP plumbing -----------------------------------------------------------------------------
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                stand_in._serve(self, "GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                stand_in._serve(self, "POST")
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                stand_in._serve(self, "DELETE")
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        return Handler
-
-    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        parts = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        request = RecordedRequest(method, parts.path, parse_qs(parts.query, keep_blank_values=True))
-        if raw:
-            try:
-                request.json = json.loads(raw)
-            except ValueError:
-                request.json = raw.decode("utf-8", "replace")
-        with self._lock:
-            self.requests.append(request)
-            try:
-                status, body = self._route(request)
-            except _HttpError as exc:
-                status, body = exc.status, status_body(exc.status, exc.reason, str(exc))
-            request.status = status
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
+    def _error_body(self, error: HttpError) -> Any:
+        return status_body(error.status, error.reason, str(error))
 
     def _route(self, request: RecordedRequest) -> tuple[int, Any]:
         method, path = request.method, request.path
@@ -220,20 +142,19 @@ class KubernetesStandIn:
             if method == "DELETE" and name:
                 return 200, self._delete(namespace, name)
         if method == "GET" and (match := PODS.fullmatch(path)):
-            selector = dict(p.split("=", 1) for p in _single(request.query, "labelSelector").split(",") if p)
+            selector = dict(p.split("=", 1) for p in single(request.query, "labelSelector").split(",") if p)
             items = [p for (ns, _), p in sorted(self.pods.items()) if ns == match[1]
                      and all(p["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())]  # fmt: skip
             return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
         if method == "GET" and (match := EVENTS.fullmatch(path)):
-            fields = dict(p.split("=", 1) for p in _single(request.query, "fieldSelector").split(",") if p)
+            fields = dict(p.split("=", 1) for p in single(request.query, "fieldSelector").split(",") if p)
             unknown = set(fields) - {"type"}
             if unknown:
                 raise _HttpError(400, "BadRequest", f"the stand-in filters events by type only, got {sorted(unknown)}")
             items = [e for e in self.events if e["metadata"]["namespace"] == match[1]
                      and all(e.get(k) == v for k, v in fields.items())]  # fmt: skip
             return 200, {"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items}
-        request.json = "<no route>"
-        raise _HttpError(404, "NotFound", f"the Kubernetes stand-in has no route for {method} {path}")
+        raise self.no_route(request, f"the Kubernetes stand-in has no route for {method} {path}")
 
     def _create(self, namespace: str, body: Any) -> dict[str, Any]:
         if self.refuse_create:
@@ -277,7 +198,3 @@ class KubernetesStandIn:
             if key[0] == namespace and body["metadata"].get("labels", {}).get("app.kubernetes.io/instance") == name:
                 del self.pods[key]
         return status_body(200, "", "") | {"details": {"name": name, "group": "trainer.kubeflow.org", "kind": "trainjobs"}}
-
-
-def _single(query: dict[str, list[str]], key: str) -> str:
-    return (query.get(key) or [""])[0]
