@@ -28,12 +28,16 @@ def ingest(data_uri: str, data_format: str, manifest: Output[Dataset]):
 
 
 @dsl.component(base_image=component_image(), install_kfp_package=False)
-def prepare(manifest: Input[Dataset], seed: int, image_size: int, prepared: Output[Dataset]) -> str:
-    """Split by lesion (stratified), balance the training split, and cache the images resized to
-    ``image_size`` px inside the prepared folder. Returns the data fingerprint (also in ``prepared``'s
-    metadata): register records it from this string instead of downloading the prepared set and its cache."""
+def prepare(
+    manifest: Input[Dataset], seed: int, image_size: int, prepared: Output[Dataset], split_protocol: str = "grouped"
+) -> str:
+    """Split (``split_protocol``: grouped by lesion, stratified, or the paper's single-image-lesion test draw),
+    balance the training split, and cache the images resized to ``image_size`` px inside the prepared folder.
+    Returns the data fingerprint (also in ``prepared``'s metadata): register records it from this string
+    instead of downloading the prepared set and its cache."""
     from skinattn.steps import data as steps
 
-    counts = steps.prepare_step(manifest.path, prepared.path, seed=seed, cache_size=image_size)
-    prepared.metadata.update({"images": counts["rows"], "seed": seed, "data_fingerprint": counts["data_fingerprint"]})
+    counts = steps.prepare_step(manifest.path, prepared.path, seed=seed, cache_size=image_size, protocol=split_protocol)
+    prepared.metadata.update({"images": counts["rows"], "seed": seed, "split_protocol": split_protocol,
+                              "data_fingerprint": counts["data_fingerprint"]})  # fmt: skip
     return counts["data_fingerprint"]

@@ -23,13 +23,16 @@ def register(
     promotion_metric: str,
     run_id: str,
     registered_model: Output[Model],
+    promotion_source: str = "internal",
 ) -> str:
     """Register the model (weights, card, test metrics, training config, data fingerprint, run id) and
     promote it to production; returns the new version name (``v7``). ``data_fingerprint`` is prepare's output:
-    the prepared data set itself is not downloaded. ``registered_model`` records the version (see above)."""
+    the prepared data set itself is not downloaded. ``registered_model`` records the version (see above).
+    ``promotion_source``: internal or external, the test set the gate compared ``promotion_metric`` on."""
     from skinattn.steps import registry as steps
 
     outcome = steps.register_and_promote(model.path, evaluation.path, data_fingerprint, registry_root,
-                                         promotion_metric, run_id, record_out=registered_model.path)  # fmt: skip
+                                         promotion_metric, run_id, record_out=registered_model.path,
+                                         source=promotion_source)  # fmt: skip
     registered_model.metadata.update(outcome["lineage"])
     return outcome["version"]

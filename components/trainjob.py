@@ -69,6 +69,7 @@ def train_trainjob(
     timeout_hours: float,
     nodes: int,
     placement: str,
+    pretrained: str,
     model: Output[Model],
     curves: Output[HTML],
 ):
@@ -81,7 +82,7 @@ def train_trainjob(
     summary = steps.trainjob_step(
         prepared.uri, model.uri, model.path, nodes=nodes, gpus=gpus, placement_json=placement,
         timeout_hours=timeout_hours, arch=arch, soft_attention=soft_attention, image_size=image_size,
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, pretrained=pretrained,
     )  # fmt: skip
     model.metadata.update({"arch": arch, "soft_attention": soft_attention, "best_epoch": summary["best_epoch"],
                            "trainer": "trainjob", "nodes": nodes})  # fmt: skip

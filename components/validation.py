@@ -28,9 +28,13 @@ def validate_training_run(
     trainer: str,
     nodes: int,
     promotion_metric: str,
+    promotion_source: str,
     registry_root: str,
     bootstrap: int,
     train_timeout_hours: float,
+    external_test_uri: str,
+    external_test_format: str,
+    pretrained: str,
     gpu_resource: str,
     gpu_node_selector: str,
     train_deadline_hours: float,
@@ -41,8 +45,10 @@ def validate_training_run(
     params = {
         "data_uri": data_uri, "data_format": data_format, "arch": arch, "soft_attention": soft_attention,
         "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "gpus": gpus,
-        "trainer": trainer, "nodes": nodes, "promotion_metric": promotion_metric, "registry_root": registry_root,
-        "bootstrap": bootstrap, "train_timeout_hours": train_timeout_hours,
+        "trainer": trainer, "nodes": nodes, "promotion_metric": promotion_metric, "promotion_source": promotion_source,
+        "registry_root": registry_root, "bootstrap": bootstrap, "train_timeout_hours": train_timeout_hours,
+        "external_test_uri": external_test_uri, "external_test_format": external_test_format,
+        "pretrained": pretrained,
     }  # fmt: skip
     steps.validate_run_step("training", params, gpu_parameter="gpus", gpu_resource=gpu_resource,
                             gpu_node_selector=gpu_node_selector, train_deadline_hours=train_deadline_hours)  # fmt: skip
@@ -58,11 +64,15 @@ def validate_ablation_run(
     batch_size: int,
     lr: float,
     seed: int,
+    seeds: int,
+    split_protocol: str,
     gpus: int,
     trainer: str,
     nodes: int,
     bootstrap: int,
     train_timeout_hours: float,
+    external_test_uri: str,
+    external_test_format: str,
     gpu_resource: str,
     gpu_node_selector: str,
     train_deadline_hours: float,
@@ -72,8 +82,10 @@ def validate_ablation_run(
 
     params = {
         "data_uri": data_uri, "data_format": data_format, "configs": configs, "image_size": image_size,
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "gpus": gpus, "trainer": trainer,
-        "nodes": nodes, "bootstrap": bootstrap, "train_timeout_hours": train_timeout_hours,
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "seeds": seeds,
+        "split_protocol": split_protocol, "gpus": gpus, "trainer": trainer, "nodes": nodes, "bootstrap": bootstrap,
+        "train_timeout_hours": train_timeout_hours, "external_test_uri": external_test_uri,
+        "external_test_format": external_test_format,
     }  # fmt: skip
     steps.validate_run_step("ablation", params, gpu_parameter="gpus", gpu_resource=gpu_resource,
                             gpu_node_selector=gpu_node_selector, train_deadline_hours=train_deadline_hours)  # fmt: skip

@@ -102,9 +102,10 @@ def validation_first(task: PipelineTask) -> PipelineTask:
 # ---- stages that more than one pipeline runs -------------------------------------------------------------
 
 
-def ingest_and_prepare(*, validated, data_uri, data_format, seed, image_size) -> PipelineTask:  # noqa: ANN001 - channels
+def ingest_and_prepare(*, validated, data_uri, data_format, seed, image_size, split_protocol=None) -> PipelineTask:  # noqa: ANN001 - channels
     """ingest → prepare, after the ``validated`` task; returns the prepare task (its ``prepared`` output is
-    the split, balanced set, its ``Output`` the data fingerprint that register records).
+    the split, balanced set, its ``Output`` the data fingerprint that register records). ``split_protocol``
+    (a pipeline parameter) is passed on when given; else prepare splits with its default (grouped).
 
     The collection behind a URI can change (new images), so ingest always re-reads it: no cache. No task
     retry either: a wrong URI or a broken collection fails the same way every time, and the S3 client
@@ -112,13 +113,15 @@ def ingest_and_prepare(*, validated, data_uri, data_format, seed, image_size) ->
     """
     ingest_task = ingest(data_uri=data_uri, data_format=data_format).set_caching_options(False).after(validated)
     with_timeout(with_s3(with_step_resources(ingest_task)), "step")
-    prepare_task = prepare(manifest=ingest_task.outputs["manifest"], seed=seed, image_size=image_size)
+    protocol = {} if split_protocol is None else {"split_protocol": split_protocol}
+    prepare_task = prepare(manifest=ingest_task.outputs["manifest"], seed=seed, image_size=image_size, **protocol)
     with_timeout(with_s3(with_step_resources(prepare_task.set_caching_options(True))), "step")
     return prepare_task
 
 
 def train_and_evaluate(*, prepared, arch, soft_attention, image_size, epochs, batch_size, lr, seed, gpus,
-                       train_timeout_hours, bootstrap, trainer=None, nodes=1):  # noqa: ANN001,ANN201 - channels  # fmt: skip
+                       train_timeout_hours, bootstrap, trainer=None, nodes=1, external_test_uri=None,
+                       external_test_format=None, pretrained=""):  # noqa: ANN001,ANN201 - channels  # fmt: skip
     """train (GPU pool) → evaluate on the test split of ``prepared``; returns (train stage, evaluate task).
 
     Both are cached (seeded functions of their inputs). GPU nodes are often preemptible: train is retried,
@@ -130,9 +133,14 @@ def train_and_evaluate(*, prepared, arch, soft_attention, image_size, epochs, ba
     ``train`` on one pod, or ``train-trainjob``, the launcher of a Kubeflow Trainer TrainJob of ``nodes`` x
     ``gpus`` (pipelines/_trainjob.py); the stage's ``outputs`` are those of whichever ran (``dsl.OneOf``).
     Without ``trainer``, only the pod path is compiled and the stage is the ``train`` task.
+
+    ``external_test_uri`` / ``external_test_format`` (pipeline parameters; "" = none) make evaluate also
+    evaluate the model on that external test set (issue 14); without them evaluate gets its defaults.
+    ``pretrained`` (a pipeline parameter or "") names the backbone's starting weights (skinattn.models.pretrained).
     """
     settings = dict(prepared=prepared, arch=arch, soft_attention=soft_attention, image_size=image_size,
-                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, gpus=gpus, timeout_hours=train_timeout_hours)  # fmt: skip
+                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, gpus=gpus, timeout_hours=train_timeout_hours,
+                    pretrained=pretrained)  # fmt: skip
 
     def train_on_pod() -> PipelineTask:
         train_task = train(**settings).set_caching_options(True)
@@ -149,6 +157,10 @@ def train_and_evaluate(*, prepared, arch, soft_attention, image_size, epochs, ba
         with dsl.Else(name="trainer-pod"):
             pod_task = train_on_pod()
         stage = join(trainjob_task, pod_task)
-    evaluate_task = evaluate(model=stage.outputs["model"], prepared=prepared, bootstrap=bootstrap)
+    # The external test set (issue 14) is read inside evaluate: one more read, no extra step. Evaluate stays
+    # cached, so a collection changed behind the same external_test_uri needs a new URI (docs/pipelines.md).
+    external = {} if external_test_uri is None else {"external_test_uri": external_test_uri,
+                                                     "external_test_format": external_test_format}  # fmt: skip
+    evaluate_task = evaluate(model=stage.outputs["model"], prepared=prepared, bootstrap=bootstrap, **external)
     with_timeout(with_s3(with_step_resources(evaluate_task.set_caching_options(True))), "step")
     return stage, evaluate_task

@@ -11,7 +11,9 @@ The parameters are the run form of the KFP UI. ``gpus`` is the train step's ``nv
 pipeline parameter, which kfp 2.17 accepts for ``set_accelerator_limit``); the train step always runs on the
 GPU node pool, 2 or more GPUs train with DDP. Caching, retries and time limits are chosen per task (below,
 and in the stages of pipelines/_tasks.py that the ablation pipeline shares); docs/pipelines.md gives the
-reasons. The parameters' descriptions (the ``Args:`` below) are compiled into the IR and shown in the form.
+reasons. With ``external_test_uri`` set, evaluate also evaluates on that external test set (one more read
+inside the step, no extra task) and ``promotion_source=external`` makes the gate compare on it. The
+parameters' descriptions (the ``Args:`` below) are compiled into the IR and shown in the form.
 """
 
 from kfp import dsl
@@ -48,9 +50,13 @@ def training_pipeline(
     trainer: str = "pod",
     nodes: int = 1,
     promotion_metric: str = "balanced_accuracy",
+    promotion_source: str = "internal",
     registry_root: str = "s3://skinattn/registry",
     bootstrap: int = BOOTSTRAP_RESAMPLES,
     train_timeout_hours: float = 0.0,
+    external_test_uri: str = "",
+    external_test_format: str = "isic-archive",
+    pretrained: str = "",
 ):
     """Train, evaluate, and register + promote only a model that beats production.
 
@@ -80,6 +86,9 @@ def training_pipeline(
         promotion_metric: Metric the production gate compares, a flattened name of the evaluation's
             metrics.json: balanced_accuracy (default), accuracy, weighted_avg.auc, macro_avg.precision, ...;
             whether higher or lower is better is read from the name.
+        promotion_source: Test set the gate compares promotion_metric on: internal (default: the held-out
+            test split of data_uri) or external (the external test set; needs external_test_uri). Production
+            is re-evaluated on the same set either way.
         registry_root: Model registry: a folder the pods can read and write, or s3://bucket/prefix
             (docs/registry.md).
         bootstrap: Bootstrap resamples for the confidence intervals of the evaluation report, 0 or more
@@ -87,12 +96,23 @@ def training_pipeline(
         train_timeout_hours: Time limit of the training itself, in hours; the step kills the training
             processes and fails when it passes. 0 (default) = 1 h + 15 min per epoch. Must end at least 1 h
             before the train pod's deadline (SKINATTN_TIMEOUT_TRAIN, 7 days unless changed at compile time).
+        external_test_uri: An external test set, collected apart from data_uri (another clinic, camera or
+            year): a folder or .zip the pods can read, or s3://bucket/prefix; "" (default) = none. The
+            evaluate step evaluates the model on it too and the report shows internal and external metrics
+            side by side; rows whose label the model does not know are counted, not scored.
+        external_test_format: Layout of external_test_uri: isic-archive (default), ham10000, isic2017 or
+            isic2018 (docs/data.md).
+        pretrained: Starting weights of the backbone: a timm weights file for arch, as s3://bucket/key or a
+            path the pods can read, .safetensors (preferred) or .pth/.pt/.bin (read with weights_only=True);
+            "" (default) = random initialisation. Its sha256 is recorded in the model card; docs/training.md
+            says how to put ImageNet weights in the bucket once.
     """
     validate_task = validation_first(validate_training_run(
         data_uri=data_uri, data_format=data_format, arch=arch, soft_attention=soft_attention, image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, gpus=gpus, trainer=trainer, nodes=nodes,
-        promotion_metric=promotion_metric, registry_root=registry_root, bootstrap=bootstrap,
-        train_timeout_hours=train_timeout_hours, **validation_settings(trains=True),
+        promotion_metric=promotion_metric, promotion_source=promotion_source, registry_root=registry_root,
+        bootstrap=bootstrap, train_timeout_hours=train_timeout_hours, external_test_uri=external_test_uri,
+        external_test_format=external_test_format, pretrained=pretrained, **validation_settings(trains=True),
     ))  # fmt: skip
     prepare_task = ingest_and_prepare(validated=validate_task, data_uri=data_uri, data_format=data_format,
                                       seed=seed, image_size=image_size)  # fmt: skip
@@ -100,13 +120,14 @@ def training_pipeline(
     train_task, evaluate_task = train_and_evaluate(
         prepared=prepared, arch=arch, soft_attention=soft_attention, image_size=image_size, epochs=epochs,
         batch_size=batch_size, lr=lr, seed=seed, gpus=gpus, train_timeout_hours=train_timeout_hours,
-        bootstrap=bootstrap, trainer=trainer, nodes=nodes,
+        bootstrap=bootstrap, trainer=trainer, nodes=nodes, external_test_uri=external_test_uri,
+        external_test_format=external_test_format, pretrained=pretrained,
     )  # fmt: skip
 
     # The gate and the registration read and write the registry, whose state changes between runs: never cached.
     gate = compare_with_production(
         evaluation=evaluate_task.outputs["evaluation"], prepared=prepared,
-        registry_root=registry_root, promotion_metric=promotion_metric,
+        registry_root=registry_root, promotion_metric=promotion_metric, promotion_source=promotion_source,
     ).set_caching_options(False)  # fmt: skip
     with_timeout(with_s3(with_step_resources(gate)), "step")
 
@@ -117,5 +138,6 @@ def training_pipeline(
             model=train_task.outputs["model"], evaluation=evaluate_task.outputs["evaluation"],
             data_fingerprint=prepare_task.outputs["Output"], registry_root=registry_root,
             promotion_metric=promotion_metric, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            promotion_source=promotion_source,
         ).set_caching_options(False)  # fmt: skip
         with_timeout(with_s3(with_step_resources(register_task)), "step")

@@ -8,7 +8,9 @@ existing tag, refusing a clash and creating the BentoML model are one code path.
 
 The BentoML model is created with ``bentoml.models.create`` (``bentoml.pytorch`` is deprecated since 1.4)
 and holds the model's files as they are (``model.safetensors``, ``model.json``, and ``metrics.json`` for a
-registry version), so the service loads it with :func:`skinattn.models.load_model` on ``ref.path``.
+registry version), so the service loads it with :func:`skinattn.models.load_model` on ``ref.path``, plus the
+model card (``MODEL_CARD.md`` + ``model_card.json``: a registry version's own, else built from ``model.json``
+and ``metrics.json``), which the service serves at ``GET /model-card``.
 
 This lives in ``serving/``, not in the ``skinattn`` package: the core library must run where BentoML is
 not installed or not wanted (training images, KFP components), and importing ``bentoml`` configures
@@ -28,6 +30,7 @@ from typing import Any
 
 import bentoml
 
+from serving.model_card import write_card_files
 from skinattn.errors import SkinattnError
 from skinattn.models.weights import CARD_FILE, WEIGHTS_FILE, read_card
 from skinattn.registry import ModelVersion, Registry, RegistryError
@@ -125,6 +128,8 @@ def export_model(model: str | Path = "production", registry: Registry | str | No
                           "pass another model name")  # fmt: skip
     with bentoml.models.create(tag, labels=source.labels, metadata=source.metadata) as ref:
         source.write_files(Path(ref.path))
+        # Served at GET /model-card (serving/model_card.py): the version's own card, or one built from its files.
+        write_card_files(Path(ref.path), source.metadata["weights_sha256"])
     return str(ref.tag)
 
 

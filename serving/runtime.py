@@ -10,7 +10,8 @@ The work is split where requests are batched, and each half lives in its own Ben
   (:func:`output_dtype`).
 
 Together they apply exactly the model's :func:`skinattn.models.eval_transform` (resize on uint8, then scale
-and normalise), so a served prediction equals :class:`skinattn.inference.Predictor`'s for the same image.
+and normalise), so a served prediction equals :class:`skinattn.inference.Predictor`'s for the same image;
+both turn logits into probabilities with the model card's temperature (``SoftAttentionNet.probabilities``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from skinattn.models import attention_heatmap, eval_transform, load_model, overlay, read_card
+from skinattn.models import attention_heatmap, describe_calibration, eval_transform, load_model, overlay, read_card
 from skinattn.models.config import ModelConfig
 
 # eval_transform is [Resize, ToImage, ToDtype(scale), Normalize]; the first two stay per request.
@@ -100,6 +101,15 @@ class ServingModel:
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names
 
+    @property
+    def temperature(self) -> float:
+        """The temperature :meth:`classify` applies to the logits (the card's calibration; 1 when it has none)."""
+        return self.model.temperature
+
+    def describe_calibration(self) -> str:
+        """For the start-up log: the temperature applied and where it came from."""
+        return describe_calibration(self.model.calibration)
+
     def check_batch(self, pixels: object) -> np.ndarray:
         """``pixels`` if it is a ``(N, 3, S, S)`` uint8 array of this model's input size, else ValueError."""
         if not isinstance(pixels, np.ndarray):
@@ -122,7 +132,7 @@ class ServingModel:
             grids = _unit_scale(maps.float().sum(dim=1)).cpu().numpy()
         else:
             logits = self.model(batch)
-        probabilities = logits.float().softmax(dim=1).cpu().numpy()
+        probabilities = self.model.probabilities(logits).cpu().numpy()  # the card's temperature applied
         out = np.empty(len(pixels), dtype=output_dtype(probabilities.shape[1], None if grids is None else grids.shape[1:]))
         out["probabilities"] = probabilities
         if grids is not None:

@@ -11,6 +11,7 @@ the container: it has no public route, and its pickle transport is refused by th
 Public routes (all on ``SkinattnClassifier``):
     POST /classify         multipart field ``image`` (one JPEG or PNG); optional field or query parameter
                            ``attention=true`` adds the attention grid and a base64 PNG overlay.
+    GET  /model-card       the model card (Markdown; ``?format=json`` for its fields), see serving/model_card.py.
     GET  /livez /readyz /metrics   BentoML's probes (/readyz is 503 until the model is loaded) and Prometheus.
 
 With ``SKINATTN_API_TOKEN`` set, every route but the probes and /metrics needs ``Authorization: Bearer``
@@ -36,6 +37,7 @@ from starlette.responses import JSONResponse
 from serving.auth import BearerTokenAuth, configured_token
 from serving.decode_budget import BudgetSpent, DecodeBudget
 from serving.guard import UploadGuard
+from serving.model_card import ModelCardRoute
 from serving.options import ACCEPTED, BadOption, attention_wanted
 from serving.runtime import Preprocessor, ServingModel
 from serving.upload import UploadRejected, decode_upload, upload_pixels
@@ -169,6 +171,8 @@ class SkinattnModel:
             # runs with the same number).
             logger.info("loaded %s (%s, input %d px) on %s, %d torch threads, max batch %d", stored.tag,
                         model.config.arch, model.config.input_size, device, torch.get_num_threads(), MAX_BATCH_SIZE)  # fmt: skip
+            # Which temperature every probability this service returns is computed with (the card's; 1 if none).
+            logger.info("probabilities: %s", model.describe_calibration())
         except Exception as exc:  # noqa: BLE001 - any failure must surface as a dead /livez, not a hang
             self.load_error = f"{type(exc).__name__}: {exc}"
             logger.exception("could not load model %s", MODEL_TAG)
@@ -318,3 +322,6 @@ if API_TOKEN is not None:
 SkinattnClassifier.add_asgi_middleware(
     UploadGuard, paths=[CLASSIFY_ROUTE], max_bytes=MAX_UPLOAD_BYTES + _FORM_OVERHEAD_BYTES
 )
+# GET /model-card: inside the token check (read-only, but it describes the model like /classify uses it; only
+# the probes and /metrics are open). The folder is that of the served BentoML model, resolved on first request.
+SkinattnClassifier.add_asgi_middleware(ModelCardRoute, model_folder=lambda: Path(bentoml.models.get(MODEL_TAG).path))

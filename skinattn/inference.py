@@ -37,7 +37,7 @@ class Predictor:
             heat = attention_heatmap(maps, (self.config.input_size, self.config.input_size)).cpu()
         else:
             logits = self.model(batch)
-        probs = logits.float().softmax(dim=1).cpu()
+        probs = self.model.probabilities(logits).cpu()  # with the model's temperature, as everywhere
         names = self.config.class_names
         results = []
         for i, row in enumerate(probs):

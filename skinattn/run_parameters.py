@@ -39,6 +39,14 @@ Reach = Literal["offline", "client", "pod"]
 IMAGE_SIZE_RANGE = (32, 1024)
 # sklearn's and numpy's random states take 0 <= seed < 2**32, and the splitter also uses seed + 1.
 SEED_RANGE = (0, 2**32 - 2)
+# Trainings per ablation configuration: 2 or more to judge seed noise; 20 already makes the default ten
+# configurations 200 trainings.
+SEEDS_RANGE = (1, 20)
+# skinattn.data.splits.PROTOCOLS, written out: importing the splitter pulls in scikit-learn, which the CLI's
+# pre-flight check must not pay (a test keeps the two equal).
+SPLIT_PROTOCOLS: tuple[str, ...] = ("grouped", "paper")
+# Weights files model.pretrained accepts (skinattn.models.pretrained.FORMATS, written out: no torch import here).
+PRETRAINED_SUFFIXES: tuple[str, ...] = (".safetensors", ".pth", ".pt", ".bin")
 # The train step's own time limit when train_timeout_hours is 0 ("auto"): a fixed start-up allowance plus a
 # budget per epoch. 15 min/epoch covers the paper's setting (inception_resnet_v2 at 299 px on ~52,000
 # balanced training images) on one older GPU; bigger data or slower GPUs should set the hours explicitly.
@@ -52,7 +60,7 @@ CLIENT_PROBE_TIMEOUT_S = 3.0
 POD_PROBE_TIMEOUT_S = 15.0
 # Parameters naming a location, and whether the check wants objects under it (data) or only a reachable
 # bucket (a registry or an output folder that may not exist yet).
-_DATA_LOCATIONS = ("data_uri", "source_uri")
+_DATA_LOCATIONS = ("data_uri", "source_uri", "external_test_uri")  # an empty external_test_uri: none, unchecked
 _OUTPUT_LOCATIONS = ("registry_root", "output_uri")
 
 
@@ -217,6 +225,22 @@ def _configs(value: Any) -> str | None:
     return "; ".join(reasons) or None
 
 
+def _pretrained(value: Any) -> str | None:
+    """'' (random init) or a weights file by path or s3:// URI, of a kind skinattn.models.pretrained reads
+    (its FORMATS, written out: importing the models would pull in torch)."""
+    if not isinstance(value, str):
+        return "must be text: '' or the path or s3:// URI of a weights file"
+    text = value.strip()
+    if not text:
+        return None
+    if text.endswith("/") or Path(text.rsplit("/", 1)[-1]).suffix.lower() not in PRETRAINED_SUFFIXES:
+        return (f"must name one weights file ending in {', '.join(PRETRAINED_SUFFIXES)} (.safetensors preferred), "
+                "or be '' for random initialisation")
+    if text.startswith("s3://") and len(text[len("s3://"):].split("/", 1)) < 2:
+        return "an s3:// URI needs a bucket and a key: s3://bucket/path/weights.safetensors"
+    return None
+
+
 RULES: dict[str, Rule] = {
     "data_uri": _text,
     "source_uri": _text,
@@ -229,11 +253,17 @@ RULES: dict[str, Rule] = {
     "batch_size": _int_in(1),
     "lr": _positive_number,
     "seed": _int_in(*SEED_RANGE),
+    "seeds": _int_in(*SEEDS_RANGE),
+    "split_protocol": _choice("split protocol", lambda: SPLIT_PROTOCOLS),
     "gpus": _int_in(0),
     "trainer": _choice("trainer", lambda: ("pod", "trainjob")),  # pipelines/_trainjob.py TRAINERS
     "nodes": _int_in(1),
     "gpus_per_shard": _int_in(0, 1),
     "promotion_metric": _metric,
+    # skinattn.registry.gate.PROMOTION_SOURCES, written out: the registry's import is not needed for a name
+    "promotion_source": _choice("promotion source", lambda: ("internal", "external")),
+    "external_test_uri": _any_text,
+    "external_test_format": _choice("data format", data_formats),
     "registry_root": _text,
     "bootstrap": _int_in(0),
     "train_timeout_hours": _hours,
@@ -242,6 +272,7 @@ RULES: dict[str, Rule] = {
     "workers": _int_in(0),
     "output_format": _choice("output format", output_formats),
     "output_uri": _any_text,
+    "pretrained": _pretrained,
 }
 
 
@@ -267,6 +298,12 @@ def check_parameters(
         if reason:
             report.problems.append(Problem(name, value, reason))
     bad = {problem.parameter for problem in report.problems}
+    if params.get("promotion_source") == "external" and not str(params.get("external_test_uri", "")).strip():
+        report.problems.append(Problem(
+            "promotion_source", "external",
+            "the gate can compare on the external test set only when there is one: set external_test_uri "
+            "(and external_test_format), or use promotion_source=internal",
+        ))  # fmt: skip
     if train_deadline_hours and "train_timeout_hours" in params and not bad & {"train_timeout_hours", "epochs"}:
         hours = train_time_limit_hours(params["train_timeout_hours"], params.get("epochs", 1))
         longest = train_deadline_hours - TRAIN_DEADLINE_MARGIN_HOURS

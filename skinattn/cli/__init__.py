@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skinattn.cli.prepare",
     "skinattn.cli.train",
     "skinattn.cli.evaluate",
+    "skinattn.cli.compare",
     "skinattn.cli.registry",
     "skinattn.cli.pipeline",
     "skinattn.cli.score",

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from skinattn.cli.argtypes import add_threads_argument, apply_threads_argument, non_negative_int
+from skinattn.cli.ingest import FORMATS as FORMAT_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Evaluate a saved model on one split of a prepared manifest. Writes metrics.json, table.csv/.md "
             "(paper Table 1/2 layout), predictions.csv, predictions_isic.csv, confusion_matrix.png, roc.png, "
-            "overlays/ and a self-contained report.html into --out."
+            "reliability.png (calibration: ECE at T = 1 and with the model's stored temperature, which every "
+            "probability is computed with), subgroups.png (balanced accuracy by sex, age band and site, when the "
+            "manifest has those columns; also metrics.json 'subgroups'), overlays/, the model card (MODEL_CARD.md, "
+            "model_card.json) and a self-contained report.html into --out. With --external-test, the model is also evaluated "
+            "on an external collection, shown beside the internal split."
         ),
     )
     evaluate.add_argument("--model", required=True, type=Path, help="model folder (model.safetensors + model.json)")
@@ -44,6 +49,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--explain-per-class", type=int, default=2, help="images per class shown with overlays in the report (default 2)"
     )
+    evaluate.add_argument(
+        "--external-test",
+        metavar="URI",
+        help="also evaluate on this external test set (a folder, .zip or s3://bucket/prefix in any --external-format): "
+        "metrics.json gains 'external' and 'shift', the report shows internal and external side by side; rows whose "
+        "label is not a class of the model are counted and named, not scored",
+    )
+    evaluate.add_argument(
+        "--external-format",
+        default="isic-archive",
+        choices=FORMAT_CHOICES,
+        help="layout of --external-test, as for 'skinattn ingest --format' (default isic-archive)",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_argument(evaluate)
     evaluate.set_defaults(handler=_evaluate)
@@ -66,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from skinattn.evaluation import EvaluationSettings, evaluate
+    from skinattn.evaluation.external import ExternalTestSet
     from skinattn.evaluation.tables import class_table, headline_markdown, to_markdown
 
     apply_threads_argument(args)
@@ -82,12 +101,24 @@ def _evaluate(args: argparse.Namespace) -> int:
         explain_per_class=args.explain_per_class,
         progress=not args.quiet,
     )
-    metrics = evaluate(args.model, args.manifest, args.out, settings)
+    external = ExternalTestSet(args.external_test, args.external_format) if args.external_test else None
+    metrics = evaluate(args.model, args.manifest, args.out, settings, external=external)
     print(to_markdown(class_table(metrics)))
     print(headline_markdown(metrics).replace("**", ""), end="")
+    calibration = metrics["calibration"]
+    if calibration["temperature"] == 1.0:
+        print(f"calibration: ECE {calibration['ece']:.3f} (the model has no fitted temperature: probabilities at T = 1)")
+    else:
+        print(f"calibration: ECE {calibration['ece']:.3f} at the model's temperature T = {calibration['temperature']:.4g}, "
+              f"{calibration['ece_uncalibrated']:.3f} at T = 1")
     for note in metrics["notes"]:
         print(f"note: {note}")
-    print(f"wrote metrics, tables, predictions, figures and report.html to {args.out}")
+    if external is not None:
+        print(f"external test set {external.uri} ({metrics['external']['images']} images):")
+        print(headline_markdown(metrics["external"]).replace("**", ""), end="")
+        for note in metrics["external"]["notes"]:
+            print(f"note: {note}")
+    print(f"wrote metrics, tables, predictions, figures, MODEL_CARD.md and report.html to {args.out}")
     return 0
 
 

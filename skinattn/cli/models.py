@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     init = sub.add_parser(
         "init",
-        help="build a model (random or local pretrained backbone weights) and save it as safetensors + JSON card",
+        help="build a model (random or pretrained backbone weights) and save it as safetensors + JSON card",
     )
     init.add_argument("arch", help="architecture name (see 'skinattn models list')")
     init.add_argument("--out", required=True, type=Path, help="folder to write model.safetensors and model.json")
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--img-size", type=int, help="square input size in px (default: the arch's native size)")
     init.add_argument(
         "--pretrained",
-        help="'timm' for timm hub weights (needs internet) or the path of a local timm-format weights file",
+        help="'timm' for timm hub weights (needs internet), or a timm-format weights file (.safetensors, or "
+        ".pth/.pt/.bin read with weights_only=True) as a local path or s3://bucket/key; its sha256 goes into the card",
     )
     init.add_argument("--seed", type=int, default=0, help="seed for the random initialisation (default 0)")
     init.set_defaults(handler=_init)
@@ -107,7 +109,7 @@ def _show(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from skinattn.data.images import open_image
     from skinattn.inference import Predictor
-    from skinattn.models import overlay
+    from skinattn.models import describe_calibration, overlay
 
     predictor = Predictor(args.model)
     images = [open_image(str(path), at_least=predictor.config.input_size) for path in args.images]
@@ -125,6 +127,8 @@ def _predict(args: argparse.Namespace) -> int:
         _print_table(rows, list(rows[0]))
     if args.overlay_dir is not None and not predictor.model.has_attention:
         print("note: this model has no soft attention; no overlays written")
+    # On stderr, so that --json output stays one JSON object per line.
+    print(f"probabilities: {describe_calibration(predictor.model.calibration)}", file=sys.stderr)
     return 0
 
 

@@ -55,8 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     listing.set_defaults(handler=_list)
 
-    show = sub.add_parser("show", parents=[common], help="print one version's record as JSON")
+    show = sub.add_parser("show", parents=[common], help="print one version's record as JSON (or its model card)")
     show.add_argument("version", metavar="VERSION", help="v3, 3, 'production' or 'latest'")
+    show.add_argument("--card", action="store_true",
+                      help="print the version's model card (MODEL_CARD.md: intended use, data, metrics, subgroups)")
     show.set_defaults(handler=_show)
 
     promote = sub.add_parser(
@@ -162,7 +164,8 @@ def _show(args: argparse.Namespace) -> int:
     from skinattn.registry.core import dumps_version
 
     registry = _open(args)
-    print(dumps_version(registry.get(args.version)))
+    version = registry.get(args.version)
+    print(registry.model_card(version) if args.card else dumps_version(version))
     return 0
 
 

@@ -102,7 +102,7 @@ class Explainer:
                 attention = attention_heatmap(maps, (size, size)).cpu().numpy()
             else:
                 logits, attention = self.model(batch), None
-            probs = logits.float().softmax(dim=1).cpu().numpy()
+            probs = self.model.probabilities(logits).cpu().numpy()
         predicted = probs.argmax(axis=1)
         targets = predicted if target_class is None else np.full(len(images), self.class_names.index(target_class))
         # Gradients are needed here, so this pass runs outside inference mode; the package hooks the

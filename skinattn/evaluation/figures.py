@@ -1,4 +1,4 @@
-"""Confusion matrix, ROC and training-curve figures as PNG bytes.
+"""Confusion matrix, ROC, training-curve and reliability-diagram figures as PNG bytes.
 
 Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas directly, never through pyplot, so
 no global backend or figure state is touched (safe in servers, threads and headless pipelines).
@@ -146,3 +146,74 @@ def training_curves_figure(history: Sequence[Mapping[str, Any]], monitor: str | 
 def training_curves_png(history: Sequence[Mapping[str, Any]], monitor: str | None = None) -> bytes:
     """:func:`training_curves_figure` as PNG bytes."""
     return _png(training_curves_figure(history, monitor))
+
+
+def _reliability_panel(axes: Any, bins: Sequence[Mapping[str, Any]], title: str) -> None:
+    lower = np.array([b["lower"] for b in bins], dtype=np.float64)
+    width = np.array([b["upper"] for b in bins], dtype=np.float64) - lower
+    filled = np.array([b["count"] > 0 for b in bins])
+    accuracy = np.array([b["accuracy"] if b["count"] else 0.0 for b in bins], dtype=np.float64)
+    confidence = np.array([b["confidence"] if b["count"] else 0.0 for b in bins], dtype=np.float64)
+    axes.bar(lower[filled], accuracy[filled], width=width[filled], align="edge", color="C0", edgecolor="white",
+             label="accuracy")  # fmt: skip
+    # The gap between what the model claims and what it gets right, per bin: the bars ECE averages.
+    bottom = np.minimum(accuracy, confidence)[filled]
+    axes.bar(lower[filled], np.abs(confidence - accuracy)[filled], bottom=bottom, width=width[filled], align="edge",
+             color="C3", alpha=0.35, edgecolor="C3", hatch="//", label="gap to confidence")  # fmt: skip
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    # Images per bin, at the foot of each bar: a bin of three images can show any gap.
+    for left, span, bin_ in zip(lower, width, bins):
+        if bin_["count"]:
+            axes.text(left + span / 2, 0.01, str(bin_["count"]), ha="center", va="bottom", fontsize=6, color="white")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_xlabel("confidence (top-class probability)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="upper left", fontsize=8)
+
+
+def reliability_png(calibration: Mapping[str, Any]) -> bytes:
+    """Reliability diagrams before (T = 1) and after temperature scaling, side by side, from an evaluation's
+    ``calibration`` section (:func:`skinattn.evaluation.calibration.calibration_summary`)."""
+    figure = Figure(figsize=(10.0, 4.4), layout="constrained")
+    before, after = figure.subplots(1, 2)
+    _reliability_panel(before, calibration["bins_uncalibrated"],
+                       f"Uncalibrated (T = 1): ECE {calibration['ece_uncalibrated']:.3f}")
+    _reliability_panel(after, calibration["bins"],
+                       f"With the model's temperature (T = {calibration['temperature']:.3g}): ECE {calibration['ece']:.3f}")
+    return _png(figure)
+
+
+def recall_shift_png(
+    class_names: Sequence[str], internal: Sequence[float | None], external: Sequence[float | None]
+) -> bytes:
+    """Per-class recall on the internal test split and on the external test set, as a dumbbell chart: one
+    row per class, a line from one to the other, so that the classes that lose most stand out. A class
+    missing from one set gets only the other marker and says so."""
+    def value(v: float | None) -> float:
+        return math.nan if v is None else float(v)
+
+    figure = Figure(figsize=(6.5, 1.0 + 0.45 * len(class_names)))
+    axes = figure.add_subplot()
+    rows = np.arange(len(class_names))[::-1]  # first class on top, as in the tables
+    for row, name, a, b in zip(rows, class_names, map(value, internal), map(value, external)):
+        if not (math.isnan(a) or math.isnan(b)):
+            axes.plot([a, b], [row, row], color="grey", linewidth=2, zorder=1)
+        for x, colour in ((a, "C0"), (b, "C3")):
+            if not math.isnan(x):
+                axes.scatter([x], [row], color=colour, s=40, zorder=2)
+        missing = [side for side, x in (("internal", a), ("external", b)) if math.isnan(x)]
+        if missing:
+            axes.text(1.01, row, f"not in {' / '.join(missing)}", va="center", fontsize=7, color="grey",
+                      transform=axes.get_yaxis_transform())  # fmt: skip
+    axes.scatter([], [], color="C0", label="internal test")
+    axes.scatter([], [], color="C3", label="external test")
+    axes.set_yticks(rows, labels=list(class_names))
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_ylim(-0.7, len(class_names) - 0.3)
+    axes.set_xlabel("recall (sensitivity) of the class")
+    axes.set_title("Per-class recall: internal vs external test set")
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.legend(loc="best", fontsize=8)
+    return _png(figure)

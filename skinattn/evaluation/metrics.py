@@ -15,6 +15,8 @@ Conventions, chosen so that a metric is never silently wrong:
 - Balanced accuracy is the mean recall over the present classes (``balanced_accuracy_score``).
 - Confidence intervals: stratified bootstrap (resampling within each true class, which keeps every
   class's support and so every metric defined), percentile intervals, seeded.
+- Calibration: top-label expected calibration error over 15 equal-width bins, of the probabilities as
+  given (with the model's temperature) and at T = 1 (see skinattn.evaluation.calibration).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sklearn.metrics import (
 from tqdm.auto import tqdm
 
 from skinattn.errors import DataError
+from skinattn.evaluation.calibration import calibration_summary
 
 # The headline metrics that get bootstrap confidence intervals.
 CI_METRICS: tuple[str, ...] = (
@@ -160,6 +163,7 @@ def compute_metrics(
     confidence: float = 0.95,
     seed: int = 0,
     progress: bool = True,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Every metric of the report, as a JSON-ready dict (NaN stands for undefined; see the module docstring).
 
@@ -170,6 +174,8 @@ def compute_metrics(
             two-class model, none for more classes.
         threshold: probability at or above which ``positive_class`` is called.
         n_bootstrap: bootstrap resamples for the confidence intervals (0 turns them off).
+        temperature: the temperature ``y_prob`` were computed with (the model's; 1 = plain softmax), for the
+            ``calibration`` section's before/after ECE.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     y_prob = np.asarray(y_prob, dtype=np.float64)
@@ -257,6 +263,7 @@ def compute_metrics(
                 y_true, y_prob, len(names), n_resamples=n_bootstrap, confidence=confidence, seed=seed, progress=progress
             ),
         }
+    result["calibration"] = calibration_summary(y_true, y_prob, temperature)
     result["notes"] = notes
     return result
 

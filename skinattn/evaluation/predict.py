@@ -130,7 +130,8 @@ def predict_rows(
     source: str = "manifest",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Class probabilities for every row (needs ``image_id``, ``image_path``, ``label``) as a predictions table."""
+    """Class probabilities for every row (needs ``image_id``, ``image_path``, ``label``) as a predictions table;
+    the model's temperature is applied (:meth:`SoftAttentionNet.probabilities`)."""
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
     target = resolve_device(device)
@@ -150,7 +151,7 @@ def predict_rows(
             more = f" (and {len(errors) - 1} more in the same batch)" if len(errors) > 1 else ""
             raise DataError(f"{source}: cannot read the image of {errors[0]}{more}")
         logits = model(batch.to(target, non_blocking=True))
-        probs[indices] = logits.float().softmax(dim=1).cpu().numpy()
+        probs[indices] = model.probabilities(logits).cpu().numpy()  # with the model's temperature
     table = pd.DataFrame({"image_id": rows["image_id"].to_numpy(), "label": rows["label"].to_numpy()})
     table["prediction"] = [names[i] for i in probs.argmax(axis=1)]
     for j, name in enumerate(names):

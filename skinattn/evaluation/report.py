@@ -11,15 +11,19 @@ from typing import Any
 
 import pandas as pd
 
+from skinattn.evaluation.subgroups import subgroup_table
 from skinattn.evaluation.tables import headline_values
 
 
-_STYLE = """
+# The look every HTML report of the project shares (also the paired ablation report's).
+BASE_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+"""
+_STYLE = BASE_STYLE + """
 .figures img { max-width: 48%; vertical-align: top; }
 .curves img { max-width: 100%; }
 .example { display: inline-block; margin: 0 1.5em 1em 0; }
@@ -103,6 +107,88 @@ def _curves_html(curves_png: bytes | None, caption: str) -> str:
     return f'<div class="curves">{_img(curves_png, "training curves")}</div><p class="caption">{html.escape(caption)}</p>'
 
 
+@dataclasses.dataclass
+class ExternalView:
+    """The external test set's part of the report (issue 14): where it came from, the headline metrics and
+    per-class recall side by side with the internal test split, the recall figure, and what was excluded."""
+
+    source: str
+    images: int
+    headline: pd.DataFrame  # skinattn.evaluation.shift.headline_side_by_side
+    recall: pd.DataFrame  # skinattn.evaluation.shift.recall_side_by_side
+    recall_png: bytes
+    notes: Sequence[str] = ()
+
+
+def _external_html(view: ExternalView | None) -> str:
+    if view is None:
+        return ""
+    notes = "".join(f'<li class="note">{html.escape(n)}</li>' for n in view.notes)
+    return (
+        f"<h2>External test set: internal vs external</h2>"
+        f"<p>{view.images} images of {html.escape(view.source)}, evaluated with the same model and settings. "
+        "Shift = external − internal: negative means worse on the external set.</p>"
+        f"{f'<ul>{notes}</ul>' if notes else ''}"
+        f"{_table_html(view.headline)}"
+        f"<h3>Per-class recall</h3>{_table_html(view.recall)}"
+        f'<div class="curves">{_img(view.recall_png, "per-class recall, internal vs external")}</div>'
+    )
+
+
+def _calibration_html(metrics: Mapping[str, Any], reliability_png: bytes | None) -> str:
+    """ECE with the model's temperature and at T = 1, and the reliability diagrams of both."""
+    calibration = metrics.get("calibration")
+    if not calibration:
+        return '<p class="note">No calibration figures (metrics computed by an older skinattn).</p>'
+
+    def shown(value: Any) -> str:
+        return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+    temperature = calibration["temperature"]
+    rows = (
+        f"<tr><td>ECE, uncalibrated (T = 1)</td><td>{shown(calibration['ece_uncalibrated'])}</td></tr>"
+        f"<tr><td>ECE, with the model's temperature (T = {temperature:.4g})</td><td>{shown(calibration['ece'])}</td></tr>"
+    )
+    text = (
+        f"<table><thead><tr><th>expected calibration error ({calibration['n_bins']} bins, top label)</th>"
+        f"<th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+        '<p class="caption">ECE: the gap between confidence (top probability) and accuracy, averaged over '
+        "confidence bins weighted by their images; 0 is perfectly calibrated. Every probability in this report "
+        "is computed with the model's temperature (softmax of logits / T; T is fitted on the validation split "
+        "when the model is trained, and 1 when the model stores none). Temperature never changes the predicted "
+        "class, so accuracy and the confusion matrix are the same either way.</p>"
+    )
+    if reliability_png is not None:
+        text += f'<div class="curves">{_img(reliability_png, "reliability diagrams")}</div>'
+    return text
+
+
+def _subgroups_html(section: Mapping[str, Any] | None, png: bytes | None) -> str:
+    """Accuracy and balanced accuracy per sex / age band / site (skinattn.evaluation.subgroups), table and figure."""
+    if not section:
+        return ""
+    if not section.get("available"):
+        notes = "; ".join(section.get("notes") or [])
+        return f'<h2>Subgroup metrics</h2><p class="note">None available: {html.escape(notes)}.</p>'
+    notes = "".join(f'<li class="note">{html.escape(n)}</li>' for n in section.get("notes") or [])
+    figure = f'<div class="curves">{_img(png, "balanced accuracy by subgroup")}</div>' if png is not None else ""
+    return (
+        f"<h2>Subgroup metrics</h2><p>Joined to the manifest's metadata by image_id; groups of fewer than "
+        f"{section.get('small_n')} images are flagged: their figures rest on a handful of images.</p>"
+        f"{_table_html(subgroup_table(dict(section)))}{f'<ul>{notes}</ul>' if notes else ''}{figure}"
+    )
+
+
+def _model_card_html(markdown: str | None) -> str:
+    """The model card (MODEL_CARD.md beside this report), shown as its Markdown source, folded."""
+    if not markdown:
+        return ""
+    return (
+        "<h2>Model card</h2><details><summary>MODEL_CARD.md (intended use, data, metrics, subgroups, calibration, "
+        f'limitations)</summary><pre style="white-space: pre-wrap">{html.escape(markdown)}</pre></details>'
+    )
+
+
 def render_report(
     *,
     title: str,
@@ -117,9 +203,18 @@ def render_report(
     target_layer: str,
     curves_png: bytes | None = None,
     curves_caption: str = "",
+    reliability_png: bytes | None = None,
+    external: ExternalView | None = None,
+    subgroups: Mapping[str, Any] | None = None,
+    subgroups_png: bytes | None = None,
+    model_card_markdown: str | None = None,
 ) -> str:
     """The whole report as one HTML string. ``curves_png`` is the training-curves figure of the model's run
-    (None when its history is not at hand); ``curves_caption`` says where it came from, or why it is absent."""
+    (None when its history is not at hand); ``curves_caption`` says where it came from, or why it is absent.
+    ``reliability_png``: the reliability diagrams (before/after temperature scaling) of ``metrics["calibration"]``.
+    ``external``: the external test set beside the internal one (a section after the per-class results).
+    ``subgroups`` / ``subgroups_png``: metrics.json's ``subgroups`` section and its figure;
+    ``model_card_markdown``: the model card written beside the report (a folded section at the end)."""
     info_rows = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in run_info.items()
     )
@@ -142,11 +237,16 @@ def render_report(
 <h2>Per-class results (paper Table 1/2 layout)</h2>
 {_table_html(class_table)}
 {binary_section}
+{_external_html(external)}
+{_subgroups_html(subgroups, subgroups_png)}
 <h2>Confusion matrix and ROC curves</h2>
 <div class="figures">{_img(confusion_png, "confusion matrix")} {_img(roc_png, "ROC curves")}</div>
+<h2>Calibration</h2>
+{_calibration_html(metrics, reliability_png)}
 <h2>Training curves</h2>
 {_curves_html(curves_png, curves_caption)}
 <h2>Explanations</h2>
 {_examples_html(examples, has_attention, target_layer)}
+{_model_card_html(model_card_markdown)}
 </body></html>
 """

@@ -8,8 +8,14 @@ Everything lands in one output folder, each file written to a temporary name and
     predictions.csv        image_id, label, prediction, prob_<class>...
     predictions_isic.csv   the ISIC challenge layout: image + one upper-case column per class
     confusion_matrix.png, roc.png
+    reliability.png        reliability diagrams at T = 1 and with the model's temperature (metrics.json "calibration")
+    subgroups.png          balanced accuracy by sex, age band and site, only when the manifest has such metadata
+    recall_shift.png       per-class recall, internal vs external test set, only with an external test set
+    external/              the external test set's manifest, ingest report and predictions.csv (only with one)
     training_curves.png    per-epoch loss and validation metrics, only when the model's history.jsonl is found
     overlays/              <image_id>_input.png, _attention.png (SA models), _gradcam.png, _panel.png
+    MODEL_CARD.md          the model card (skinattn.model_card): intended use, data, metrics with CIs, subgroups,
+    model_card.json        calibration, limitations; the same fields as JSON
     report.html            self-contained: everything above that is a picture or a table, embedded
 """
 
@@ -27,7 +33,9 @@ from PIL import Image
 from skinattn.data.schema import read_manifest
 from skinattn.data.images import open_image
 from skinattn.errors import DataError
-from skinattn.evaluation import figures, tables
+from skinattn.evaluation import figures, subgroup_figure, tables
+from skinattn.evaluation.card import write_model_card
+from skinattn.evaluation.external import ExternalTestSet, evaluate_external
 from skinattn.evaluation.explain import Explainer, Explanation, display_image, side_by_side
 from skinattn.evaluation.history import HISTORY_FILE, find_history, read_history
 from skinattn.evaluation.metrics import compute_metrics, to_json_ready
@@ -40,9 +48,11 @@ from skinattn.evaluation.predict import (
     resolve_device,
     select_split,
 )
+from skinattn.evaluation.provenance import run_provenance
 from skinattn.evaluation.report import ExampleRow, render_report
+from skinattn.evaluation.subgroups import subgroup_metrics
 from skinattn.fileio import atomic_open, atomic_path, write_json
-from skinattn.models import load_model, read_card
+from skinattn.models import describe_calibration, load_model, read_card
 from skinattn.models.network import SoftAttentionNet
 
 OVERLAY_DIR = "overlays"
@@ -132,6 +142,7 @@ def _measure(model_dir: str | Path, manifest: str | Path, settings: EvaluationSe
         y_true, y_prob, names,
         positive_class=settings.positive_class, threshold=settings.threshold, n_bootstrap=settings.n_bootstrap,
         confidence=settings.confidence, seed=settings.seed, progress=settings.progress,
+        temperature=model.temperature,
     )  # fmt: skip
     return _Measured(model, rows, predictions, y_true, y_prob, metrics, device)
 
@@ -146,9 +157,17 @@ def evaluation_metrics(
 
 
 def evaluate(
-    model_dir: str | Path, manifest: str | Path, out: str | Path, settings: EvaluationSettings | None = None
+    model_dir: str | Path,
+    manifest: str | Path,
+    out: str | Path,
+    settings: EvaluationSettings | None = None,
+    *,
+    external: ExternalTestSet | None = None,
 ) -> dict[str, Any]:
-    """Run the whole evaluation; return the metrics dict that was written to ``metrics.json``."""
+    """Run the whole evaluation; return the metrics dict that was written to ``metrics.json``.
+
+    ``external``: a collection gathered apart from the training data, evaluated too and shown beside the
+    internal split (metrics.json ``external`` and ``shift``, a report section; see skinattn.evaluation.external)."""
     settings = settings or EvaluationSettings()
     out = Path(out)
     measured = _measure(model_dir, manifest, settings)
@@ -158,6 +177,8 @@ def evaluate(
     y_true, y_prob = measured.y_true, measured.y_prob
     card = read_card(model_dir)
     names = list(model.config.class_names)
+    # Per sex, age band and anatomical site where the manifest has those columns (skinattn.evaluation.subgroups).
+    metrics["subgroups"] = subgroup_metrics(predictions, rows, source=str(manifest))
 
     run_info = {
         "model": str(model_dir),
@@ -165,13 +186,21 @@ def evaluate(
         "soft_attention": model.has_attention,
         "input_size": model.config.input_size,
         "model_created": card.get("created", ""),
+        "calibration": describe_calibration(model.calibration),
         "manifest": str(manifest),
         "split": settings.split or "all rows",
         "images": len(rows),
         "evaluated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": str(device),
+        # which training seed and split protocol: the ablation pairs its arms by seed and names the protocol
+        **run_provenance(card, manifest),
     }
     out.mkdir(parents=True, exist_ok=True)
+    outcome = None
+    if external is not None:
+        run_info |= {"external_test": external.uri, "external_format": external.format}
+        outcome = evaluate_external(model, external, out, settings, device, metrics)
+        metrics |= {"external": outcome.section, "shift": outcome.shift}
     _write_csv(out / "predictions.csv", predictions)
     _write_csv(out / "predictions_isic.csv", isic_layout(predictions, names))
 
@@ -186,6 +215,8 @@ def evaluate(
             handle.write(tables.to_csv_text(binary_table))
         markdown += f"\n{metrics['binary']['positive_class']} vs rest at threshold {settings.threshold:g}:\n\n"
         markdown += tables.to_markdown(binary_table)
+    if outcome is not None:
+        markdown += outcome.markdown
     with atomic_open(out / "table.md") as handle:
         handle.write(markdown)
 
@@ -193,6 +224,11 @@ def evaluate(
     roc_png = figures.roc_png(y_true, y_prob, names, [metrics["per_class"][n]["auc"] for n in names])
     _write_bytes(out / "confusion_matrix.png", confusion_png)
     _write_bytes(out / "roc.png", roc_png)
+    reliability_png = figures.reliability_png(metrics["calibration"])
+    _write_bytes(out / "reliability.png", reliability_png)
+    subgroups_png = subgroup_figure.subgroups_png(metrics["subgroups"], metrics["balanced_accuracy"])
+    if subgroups_png is not None:
+        _write_bytes(out / "subgroups.png", subgroups_png)
 
     curves_png, curves_caption = _training_curves(model_dir, card)
     if curves_png is not None:
@@ -205,6 +241,8 @@ def evaluate(
         out / "metrics.json",
         to_json_ready({"run": run_info, "grad_cam_target_layer": explainer.target_layer_description} | metrics),
     )
+    # From the metrics.json just written, so that every section of it reaches the card.
+    card_markdown = write_model_card(model_dir, out)
     html_text = render_report(
         title=f"Evaluation of {model_name} on {run_info['split']}",
         run_info=run_info,
@@ -218,6 +256,11 @@ def evaluate(
         target_layer=explainer.target_layer_description,
         curves_png=curves_png,
         curves_caption=curves_caption,
+        reliability_png=reliability_png,
+        external=outcome.view if outcome is not None else None,
+        subgroups=metrics["subgroups"],
+        subgroups_png=subgroups_png,
+        model_card_markdown=card_markdown,
     )
     with atomic_open(out / "report.html") as handle:
         handle.write(html_text)

@@ -22,5 +22,7 @@ __all__ = [
 from skinattn.models.heatmap import attention_heatmap, overlay  # noqa: E402
 from skinattn.models.preprocess import eval_transform, preprocess_images  # noqa: E402
 from skinattn.models.weights import load_model, read_card, save_model  # noqa: E402
+from skinattn.models.calibration import calibrated_probabilities, describe_calibration, read_calibration  # noqa: E402
 
 __all__ += ["attention_heatmap", "eval_transform", "load_model", "overlay", "preprocess_images", "read_card", "save_model"]
+__all__ += ["calibrated_probabilities", "describe_calibration", "read_calibration"]

@@ -21,6 +21,7 @@ from skinattn.errors import ModelError
 from skinattn.models._registry import ArchSpec, arch_spec
 from skinattn.models.config import ModelConfig
 from skinattn.models.network import SoftAttentionNet
+from skinattn.models.pretrained import PretrainedWeights, resolve_pretrained
 
 
 _CONFIG_KWARGS = {"class_names", "img_size", "heads", "gamma_init", "relu_logits", "dropout", "mean", "std"}
@@ -39,15 +40,24 @@ def create_model(
         arch: a name from ``list_archs()``.
         num_classes: output classes; class names default to the HAM10000 codes when 7, else class_0...
         soft_attention: insert the SA block; False gives the paper's baseline of the same backbone.
-        pretrained: False (random init), True (timm hub weights; needs internet) or the path of a local
-            timm-format weights file (.safetensors, or .pth/.bin read with ``weights_only=True``).
+        pretrained: False (random init), True (timm hub weights; needs internet), or a timm-format weights
+            file (.safetensors, or .pth/.bin read with ``weights_only=True``) as a local path or an ``s3://``
+            URI (fetched into a local cache, :mod:`skinattn.models.pretrained`). The model's
+            ``pretrained_weights`` (source, sha256, format) records which, and ``save_model`` writes it into
+            the card.
         **kwargs: class_names, img_size, heads, gamma_init, relu_logits, dropout, mean, std.
     """
     unknown = sorted(set(kwargs) - _CONFIG_KWARGS)
     if unknown:
         raise ModelError(f"create_model got unknown option(s) {unknown}; accepted: {sorted(_CONFIG_KWARGS)}")
     spec = arch_spec(arch)
-    backbone = _create_backbone(spec, pretrained)
+    weights = resolve_pretrained(pretrained) if _is_weights_file(pretrained) else None
+    try:
+        backbone = _create_backbone(spec, weights.path if weights is not None else bool(pretrained))
+    except ModelError as exc:
+        if weights is not None and weights.source != str(weights.path.resolve()):  # fetched: name the URI too
+            raise ModelError(f"{weights.source} (fetched to {exc})") from exc
+        raise
     class_names = tuple(kwargs.get("class_names") or _default_class_names(num_classes))
     config = ModelConfig(
         arch=arch,
@@ -62,7 +72,23 @@ def create_model(
         relu_logits=bool(kwargs.get("relu_logits", False)),
         dropout=float(kwargs.get("dropout", 0.5)),
     )
-    return _assemble(spec, backbone, config)
+    model = _assemble(spec, backbone, config)
+    model.pretrained_weights = _provenance(spec, pretrained, weights)
+    return model
+
+
+def _is_weights_file(pretrained: bool | str | Path | None) -> bool:
+    # An empty string is "no weights": what a pipeline parameter left at its default passes.
+    return isinstance(pretrained, Path) or (isinstance(pretrained, str) and pretrained != "")
+
+
+def _provenance(spec: ArchSpec, pretrained: bool | str | Path | None, weights: PretrainedWeights | None) -> dict[str, Any] | None:
+    """The card's ``pretrained`` section: which weights the backbone started from (None: random init)."""
+    if weights is not None:
+        return weights.to_card()
+    if pretrained is True:
+        return {"source": f"timm hub: {spec.timm_name}", "sha256": None, "format": "timm-hub"}
+    return None
 
 
 def model_from_config(config: ModelConfig) -> SoftAttentionNet:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from skinattn.errors import ModelError
+from skinattn.models.calibration import NO_TEMPERATURE, calibrated_probabilities
 from skinattn.models.config import ModelConfig
 
 
@@ -17,6 +20,10 @@ class SoftAttentionNet(nn.Module):
         block: ``SoftAttentionBlock`` (returns features and maps), or the baseline's plain module.
         tail: the backbone stages kept after the insertion point (identity when none are kept).
         head: features -> logits (pooling / flatten and the classifier).
+
+    ``calibration`` is the card's calibration section (``temperature`` and how it was fitted; see
+    :mod:`skinattn.models.calibration`), or None: :meth:`probabilities` applies its temperature, so every
+    path that turns this model's logits into probabilities applies the same one.
     """
 
     def __init__(self, config: ModelConfig, trunk: nn.Module, block: nn.Module, tail: nn.Module, head: nn.Module):
@@ -26,10 +33,20 @@ class SoftAttentionNet(nn.Module):
         self.block = block
         self.tail = tail
         self.head = head
+        self.calibration: dict[str, Any] | None = None  # set by load_model from the card; saved by save_model
 
     @property
     def has_attention(self) -> bool:
         return self.config.soft_attention
+
+    @property
+    def temperature(self) -> float:
+        """The temperature :meth:`probabilities` divides the logits by (1 when the model is uncalibrated)."""
+        return float(self.calibration["temperature"]) if self.calibration else NO_TEMPERATURE
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of this model's ``logits``: ``softmax(logits / temperature)``."""
+        return calibrated_probabilities(logits, self.temperature)
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         t = self.trunk(x)

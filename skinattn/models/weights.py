@@ -14,9 +14,11 @@ from safetensors.torch import load_file, save_file
 from skinattn import __version__
 from skinattn.errors import ModelError
 from skinattn.fileio import atomic_path, write_json
+from skinattn.models.calibration import CALIBRATION_KEY, read_calibration
 from skinattn.models.config import ModelConfig
 from skinattn.models.factory import model_from_config
 from skinattn.models.network import SoftAttentionNet
+from skinattn.models.pretrained import PRETRAINED_KEY
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model.json"
@@ -27,7 +29,8 @@ CARD_VERSION = 1
 def save_model(model: SoftAttentionNet, out_dir: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write the weights and the card into ``out_dir``; each file appears complete or not at all.
 
-    ``metadata`` (training history summary, metrics, data fingerprint...) is stored in the card as is.
+    ``metadata`` (training history summary, metrics, data fingerprint...) is stored in the card as is;
+    the model's calibration (its temperature, when it has one) as the card's ``calibration`` section.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,6 +47,15 @@ def save_model(model: SoftAttentionNet, out_dir: str | Path, metadata: dict[str,
         "config": model.config.to_dict(),
         "metadata": metadata or {},
     }
+    # Optional, so cards without it (older ones, uncalibrated models) load as T = 1 and keep CARD_VERSION.
+    if model.calibration is not None:
+        card[CALIBRATION_KEY] = model.calibration
+    # Which weights the backbone started from (create_model sets it; load_model carries it over), so the
+    # card traces a model to the exact pretrained bytes, by sha256 (skinattn.models.pretrained).
+    pretrained = getattr(model, "pretrained_weights", None)
+    if pretrained is not None:
+        card[PRETRAINED_KEY] = pretrained
+    card["parameters"] = sum(p.numel() for p in model.parameters())
     write_json(out / CARD_FILE, card)
     return out
 
@@ -65,10 +77,12 @@ def read_card(model_dir: str | Path) -> dict[str, Any]:
 
 
 def load_model(model_dir: str | Path, map_location: str | torch.device = "cpu") -> SoftAttentionNet:
-    """Rebuild the network from the card and load its weights (strictly: every key must match)."""
+    """Rebuild the network from the card and load its weights (strictly: every key must match); the card's
+    calibration section, when there is one, gives the model its temperature."""
     model_dir = Path(model_dir)
     card = read_card(model_dir)
     config = ModelConfig.from_dict(card["config"])
+    calibration = read_calibration(card, source=str(model_dir / CARD_FILE))
     weights = model_dir / card.get("weights", WEIGHTS_FILE)
     if not weights.is_file():
         raise ModelError(f"{weights}: weights file missing")
@@ -81,4 +95,6 @@ def load_model(model_dir: str | Path, map_location: str | torch.device = "cpu") 
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{weights}: weights do not match the card's {config.arch} ({exc})") from exc
+    model.calibration = calibration
+    model.pretrained_weights = card.get(PRETRAINED_KEY)
     return model.eval()

@@ -2,7 +2,8 @@
 
 Layout under the root (a folder or ``s3://bucket/prefix``; see :mod:`skinattn.registry.object_store`)::
 
-    objects/sha256/<digest>      file contents (weights, card, metrics), stored once by content
+    objects/sha256/<digest>      file contents (weights, model.json, metrics, MODEL_CARD.md and model_card.json),
+                                 stored once by content
     versions/000001.json         one record per version (ModelVersion), created once, never rewritten
     production/000001.json       the production log (Promotion); the highest number is production
 
@@ -27,6 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from skinattn.fileio import atomic_path
+from skinattn.model_card import CARD_JSON, CARD_MARKDOWN, build_card, card_json, render_markdown
 from skinattn.registry.errors import ObjectNotFound, RegistryError
 from skinattn.registry.metrics import Direction, compare, flatten_metrics, load_metrics
 from skinattn.registry.records import (
@@ -174,7 +176,8 @@ class Registry:
         run_id: str | None = None,
         progress: bool = False,
     ) -> ModelVersion:
-        """Store a model folder (``model.safetensors`` + ``model.json``) and its metrics as a new version.
+        """Store a model folder (``model.safetensors`` + ``model.json``) and its metrics as a new version, with
+        its model card (``MODEL_CARD.md`` + ``model_card.json``, :mod:`skinattn.model_card`) built from both.
 
         ``metrics`` is a mapping or the path of a JSON file. ``params`` (training parameters) and
         ``data_fingerprint`` default to the card's ``metadata["params"]`` and
@@ -188,6 +191,7 @@ class Registry:
         weights = model_dir / str(card.get("weights", WEIGHTS_FILE))
         _check_safetensors(weights)
         if isinstance(metrics, Mapping):
+            metrics_doc = dict(metrics)
             flat = flatten_metrics(metrics, "metrics")
             try:
                 # NaN is allowed here: an evaluation may produce it, and the file is kept as it was given.
@@ -195,7 +199,8 @@ class Registry:
             except (TypeError, ValueError) as exc:
                 raise RegistryError(f"metrics cannot be stored as JSON ({exc})") from exc
         else:
-            flat = flatten_metrics(load_metrics(metrics), os.fspath(metrics))
+            metrics_doc = load_metrics(metrics)
+            flat = flatten_metrics(metrics_doc, os.fspath(metrics))
             metrics_bytes = Path(metrics).read_bytes()  # stored byte for byte
         card_meta = card.get("metadata") or {}
         params = dict(params) if params is not None else dict(card_meta.get("params") or {})
@@ -211,6 +216,11 @@ class Registry:
             CARD_FILE: self._put_file(model_dir / CARD_FILE, progress),
             METRICS_FILE: self._put_bytes(metrics_bytes),
         }
+        # Every version carries its model card, built from the card and the metrics it is registered with (a
+        # model registered without evaluation metrics gets a card that says so): skinattn.model_card.
+        card_doc = build_card(card, metrics_doc, weights_sha256=files[weights.name].sha256)
+        files[CARD_MARKDOWN] = self._put_bytes(render_markdown(card_doc).encode("utf-8"))
+        files[CARD_JSON] = self._put_bytes(card_json(card_doc).encode("utf-8"))
         record = dict(
             registered_at=_now(),
             metrics=flat,
@@ -330,6 +340,27 @@ class Registry:
         else:
             reason = f"{ours} does not beat {theirs} ({result.direction} is better)"
         return decision(result.better, reason, result.candidate, result.champion)
+
+    def model_card(self, version: str | int | ModelVersion) -> str:
+        """The version's ``MODEL_CARD.md``; for a version registered before cards were stored, one built now
+        from its stored ``model.json`` and ``metrics.json`` (the same function registration uses)."""
+        record = version if isinstance(version, ModelVersion) else self.get(version)
+        if CARD_MARKDOWN in record.files:
+            return self._read_stored(record, CARD_MARKDOWN).decode("utf-8")
+        from skinattn.models.weights import CARD_FILE, WEIGHTS_FILE
+
+        card = decode(self._read_stored(record, CARD_FILE), f"{record.version}/{CARD_FILE}")
+        metrics = decode(self._read_stored(record, METRICS_FILE), f"{record.version}/{METRICS_FILE}")
+        weights = record.files.get(str(card.get("weights", WEIGHTS_FILE)))
+        return render_markdown(build_card(card, metrics, weights_sha256=weights.sha256 if weights else None))
+
+    def _read_stored(self, record: ModelVersion, name: str) -> bytes:
+        stored = record.files[name]
+        data = self.store.get(stored.key)
+        if hashlib.sha256(data).hexdigest() != stored.sha256:
+            raise RegistryError(f"{self.uri}/{stored.key}: content does not match its digest "
+                                f"(corrupted object for {record.version}/{name})")  # fmt: skip
+        return data
 
     # ----------------------------------------------------------------------------------------- download
 

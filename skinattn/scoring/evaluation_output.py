@@ -44,7 +44,9 @@ def write_evaluation(
     for name in names:
         predictions[prob_column(name)] = known[prob_column(name)].to_numpy()
     y_true, y_prob = label_indices(predictions, names), probabilities(predictions, names)
-    metrics = compute_metrics(y_true, y_prob, names, n_bootstrap=n_bootstrap, progress=progress)
+    # The scorer applied the model's temperature and names it in the run info (model_temperature).
+    temperature = float(run_info.get("model_temperature") or 1.0)
+    metrics = compute_metrics(y_true, y_prob, names, n_bootstrap=n_bootstrap, progress=progress, temperature=temperature)
     skipped = len(labelled) - len(known)
     if skipped:
         metrics["notes"].append(f"{skipped} labelled image(s) have a class this model does not predict; left out")
@@ -60,7 +62,8 @@ def write_evaluation(
         handle.write(tables.headline_markdown(metrics) + "\n" + tables.to_markdown(class_table))
     confusion_png = figures.confusion_matrix_png(metrics["confusion_matrix"], names)
     roc_png = figures.roc_png(y_true, y_prob, names, [metrics["per_class"][n]["auc"] for n in names])
-    for name, data in (("confusion_matrix.png", confusion_png), ("roc.png", roc_png)):
+    reliability_png = figures.reliability_png(metrics["calibration"])
+    for name, data in (("confusion_matrix.png", confusion_png), ("roc.png", roc_png), ("reliability.png", reliability_png)):
         with atomic_open(out / name, "wb") as handle:
             handle.write(data)
     write_json(out / "metrics.json", to_json_ready({"run": info} | metrics))
@@ -68,6 +71,7 @@ def write_evaluation(
         title=f"Batch scoring evaluation of {info.get('model_version', 'model')} on {info.get('source', 'archive')}",
         run_info=info, metrics=metrics, class_table=class_table, binary_table=None,
         confusion_png=confusion_png, roc_png=roc_png, examples=[], has_attention=False, target_layer="",
+        reliability_png=reliability_png,
     )  # fmt: skip
     with atomic_open(out / "report.html") as handle:
         handle.write(html)

@@ -17,6 +17,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skinattn.models.calibration import NO_TEMPERATURE, describe_calibration, read_calibration
 from skinattn.models.weights import CARD_FILE, WEIGHTS_FILE, read_card
 
 if TYPE_CHECKING:
@@ -115,6 +116,14 @@ def model_facts(card: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
+def calibration_facts(card: dict[str, Any]) -> dict[str, Any]:
+    """The temperature a scoring run applies (the card's; 1 when it stores none) and where it came from, as
+    ``model_temperature`` and ``model_calibration``: always present, since every scoring run applies one."""
+    calibration = read_calibration(card)
+    temperature = float(calibration["temperature"]) if calibration else NO_TEMPERATURE
+    return {"model_temperature": temperature, "model_calibration": describe_calibration(calibration)}
+
+
 def describe_model(facts: dict[str, Any]) -> str:
     """One line for people: ``resnet10t + SA, 224 px; validation balanced accuracy 0.612, macro AUC 0.901
     (best epoch 12 of 20, 4186 training images)``; only what ``facts`` holds."""
@@ -136,4 +145,7 @@ def describe_model(facts: dict[str, Any]) -> str:
                    + (f" of {facts['model_epochs_run']}" if "model_epochs_run" in facts else ""))
     if "model_train_images" in facts:
         run.append(f"{facts['model_train_images']} training images")
-    return text + (f" ({', '.join(run)})" if run else "")
+    text += f" ({', '.join(run)})" if run else ""
+    if "model_temperature" in facts:
+        text += f"; probabilities at temperature {facts['model_temperature']:.4g}"
+    return text

@@ -39,7 +39,7 @@ from skinattn.scoring.dataset import ChunkBatches, ScoreImages, collate
 from skinattn.scoring.evaluation_output import write_evaluation
 from skinattn.scoring.listing import ScoreItem, fingerprint, list_archive
 from skinattn.scoring.merge import MergedOutputs, merge_tables
-from skinattn.scoring.model_source import ResolvedModel, model_facts, resolve_model
+from skinattn.scoring.model_source import ResolvedModel, calibration_facts, model_facts, resolve_model
 from skinattn.scoring.outputs import OutputPaths
 from skinattn.scoring.shards import ShardManifest, parse_shard, split_shards
 from skinattn.scoring.tables import ERROR_COLUMNS, MODEL_VERSION, TOP_CLASS, prediction_columns
@@ -126,7 +126,7 @@ def score_items(items: Sequence[ScoreItem], model: ResolvedModel, store: ChunkSt
                 probs, errors, remaining = np.zeros((len(chunk), len(names))), {}, len(chunk)
             if batch.images is not None:
                 logits = predictor.model(batch.images.to(device, non_blocking=True))
-                probs[[p - chunk.start for p in batch.positions]] = logits.float().softmax(dim=1).cpu().numpy()
+                probs[[p - chunk.start for p in batch.positions]] = predictor.model.probabilities(logits).cpu().numpy()
             errors.update(batch.errors)
             remaining -= len(batch.positions) + len(batch.errors)
             bar.update(len(batch.positions) + len(batch.errors))
@@ -206,6 +206,8 @@ def score_shard(
         "model_version": resolved.version,
         # Architecture, SA, input size and the training run's figures: the model by more than path and hash.
         **model_facts(card),
+        # The temperature applied to every probability of this run (Predictor -> SoftAttentionNet.probabilities).
+        **calibration_facts(card),
         "listed": len(manifest.items),
         "chunks_resumed": resumed,
         "seconds": round(time.monotonic() - started, 3),

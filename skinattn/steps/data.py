@@ -23,8 +23,11 @@ def ingest_step(data_uri: str, data_format: str, out: str | Path) -> dict[str, A
     return {"images": int(result.report["rows_written"]), "status": result.status}
 
 
-def prepare_step(manifest: str | Path, out: str | Path, seed: int, cache_size: int | None) -> dict[str, Any]:
-    """Split (grouped by lesion, stratified), balance train, and build the resize cache at ``cache_size``.
+def prepare_step(
+    manifest: str | Path, out: str | Path, seed: int, cache_size: int | None, protocol: str = "grouped"
+) -> dict[str, Any]:
+    """Split (``protocol``: grouped by lesion, stratified, or ``paper``; see ``skinattn.data.splits``),
+    balance train, and build the resize cache at ``cache_size``.
 
     Building the cache here puts it inside the prepared data set, so training finds it and every retry or
     cached re-run of the train step skips the decoding. Returns the counts plus ``data_fingerprint`` (the
@@ -37,7 +40,7 @@ def prepare_step(manifest: str | Path, out: str | Path, seed: int, cache_size: i
     from skinattn.registry import fingerprint_manifest
 
     result = prepare(
-        manifest, out, SplitSpec(seed=seed), BalanceSpec(seed=seed), cache_size=cache_size or None, progress=False
+        manifest, out, SplitSpec(protocol=protocol, seed=seed), BalanceSpec(seed=seed), cache_size=cache_size or None, progress=False
     )
     print(result.table)
     return result.counts | {"data_fingerprint": fingerprint_manifest(out)}

@@ -25,6 +25,10 @@ UI_METRICS: tuple[str, ...] = (
     "weighted_avg.precision",
     "weighted_avg.recall",
     "weighted_avg.auc",
+    # expected calibration error with the model's temperature and at T = 1, and the temperature itself
+    "calibration.ece",
+    "calibration.ece_uncalibrated",
+    "calibration.temperature",
 )
 # The KFP UI draws every point it is given; a few hundred are plenty for a curve.
 MAX_ROC_POINTS = 200
@@ -44,11 +48,27 @@ class ClassificationSink(Protocol):
     def log_roc_curve(self, fpr: list[float], tpr: list[float], threshold: list[float]) -> None: ...
 
 
-def evaluate_step(model_dir: str | Path, prepared: str | Path, out: str | Path, *, bootstrap: int = 1000) -> dict[str, Any]:
-    """Evaluate a model on the test split of a prepared folder (see ``skinattn.evaluation.run``)."""
+def evaluate_step(
+    model_dir: str | Path,
+    prepared: str | Path,
+    out: str | Path,
+    *,
+    bootstrap: int = 1000,
+    external_test_uri: str = "",
+    external_test_format: str = "isic-archive",
+) -> dict[str, Any]:
+    """Evaluate a model on the test split of a prepared folder (see ``skinattn.evaluation.run``), and on the
+    external test set at ``external_test_uri`` when one is given (``skinattn.evaluation.external``)."""
+    from skinattn.evaluation.external import ExternalTestSet
     from skinattn.evaluation.run import EvaluationSettings, evaluate
 
-    return evaluate(model_dir, prepared, out, EvaluationSettings(split="test", n_bootstrap=int(bootstrap), progress=False))
+    external = ExternalTestSet(external_test_uri.strip(), external_test_format) if external_test_uri.strip() else None
+    settings = EvaluationSettings(split="test", n_bootstrap=int(bootstrap), progress=False)
+    metrics = evaluate(model_dir, prepared, out, settings, external=external)
+    if external is not None:
+        for note in metrics["external"]["notes"]:
+            print(f"external test set: {note}")
+    return metrics
 
 
 def log_evaluation(evaluation_dir: str | Path, metrics: MetricsSink, classification: ClassificationSink) -> None:
@@ -62,9 +82,11 @@ def log_evaluation(evaluation_dir: str | Path, metrics: MetricsSink, classificat
     raw = json.loads((evaluation_dir / METRICS_FILE).read_text(encoding="utf-8"))
     flat = flatten_metrics(raw, str(evaluation_dir / METRICS_FILE))
     for name in UI_METRICS:
-        value = flat.get(name)
-        if value is not None:  # undefined (NaN) values are explained in the report, not drawn as numbers
-            metrics.log_metric(name, round(float(value), 6))
+        # the external test set's numbers (issue 14) beside the internal ones, when it was evaluated
+        for shown in (name, f"external.{name}"):
+            value = flat.get(shown)
+            if value is not None:  # undefined (NaN) values are explained in the report, not drawn as numbers
+                metrics.log_metric(shown, round(float(value), 6))
     classes = list(raw["classes"])
     classification.log_confusion_matrix(classes, [[int(v) for v in row] for row in raw["confusion_matrix"]])
     predictions = read_predictions(evaluation_dir / PREDICTIONS_FILE)
@@ -72,14 +94,49 @@ def log_evaluation(evaluation_dir: str | Path, metrics: MetricsSink, classificat
     classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["threshold"])
 
 
-def ablation_table_step(evaluation_dirs: list[str], markdown_out: str | Path, csv_out: str | Path) -> str:
-    """Write the paper's Table 1 (see ``skinattn.evaluation.ablation``) as Markdown and CSV; return the Markdown."""
+def ablation_cells_step(configs: list[dict[str, Any]], seeds: int, seed: int) -> list[dict[str, Any]]:
+    """The cells of a repeated ablation, ``{arch, soft_attention, seed}`` for every configuration and
+    replicate (see ``skinattn.evaluation.ablation.ablation_cells``); printed for the log."""
+    from skinattn.evaluation.ablation import ablation_cells
+
+    cells = ablation_cells(configs, int(seeds), int(seed))
+    for cell in cells:
+        print(f"cell: {cell['arch']}{' + SA' if cell['soft_attention'] else ''}, training seed {cell['seed']}")
+    return cells
+
+
+def ablation_table_step(
+    evaluation_dirs: list[str],
+    markdown_out: str | Path,
+    csv_out: str | Path,
+    *,
+    paired_out: str | Path | None = None,
+    report_out: str | Path | None = None,
+    bootstrap: int = 1000,
+) -> str:
+    """Write the paper's Table 1 (see ``skinattn.evaluation.ablation``, means over seeds) as CSV, and as
+    Markdown; return the Markdown.
+
+    With ``paired_out`` the Markdown is the paired report instead (``skinattn.evaluation.paired_report``:
+    the verdict first, the SA − baseline table with ``bootstrap`` paired resamples, the per-network and
+    DeLong tables, then Table 1), whose files (paired.md/csv/json/png, report.html) go into ``paired_out``;
+    ``report_out`` gets a copy of its HTML report.
+    """
     from skinattn.evaluation.ablation import ablation_table_from_folders
     from skinattn.evaluation.tables import to_csv_text, to_markdown
     from skinattn.fileio import atomic_open
 
     table = ablation_table_from_folders(evaluation_dirs)
     markdown = to_markdown(table)
+    if paired_out is not None:
+        from skinattn.evaluation import paired_report
+
+        report = paired_report.paired_ablation([paired_report.read_cell(d) for d in evaluation_dirs],
+                                               n_resamples=int(bootstrap))  # fmt: skip
+        paths = paired_report.write_outputs(report, paired_out, table)
+        markdown = paths["paired.md"].read_text(encoding="utf-8")
+        if report_out is not None:
+            copy_file(paths["report.html"], report_out)
     for path, text in ((markdown_out, markdown), (csv_out, to_csv_text(table))):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path, newline="") as handle:

@@ -14,13 +14,16 @@ if TYPE_CHECKING:
     from skinattn.registry import ModelVersion, Registry
 
 
-def production_gate_step(evaluation_dir: str | Path, prepared: str | Path, registry_root: str, metric: str) -> str:
+def production_gate_step(
+    evaluation_dir: str | Path, prepared: str | Path, registry_root: str, metric: str, source: str = "internal"
+) -> str:
     """``"promote"`` or ``"keep"``: the verdict of :func:`skinattn.registry.compare_with_production` on the
-    candidate's evaluation folder, with the reason printed to the step's log."""
+    candidate's evaluation folder (``source``: its internal test split or its external test set), with the
+    reason printed to the step's log."""
     from skinattn.registry import Registry, compare_with_production
 
     verdict, reason = compare_with_production(Registry(registry_root), Path(evaluation_dir) / METRICS_FILE,
-                                              prepared, metric)  # fmt: skip
+                                              prepared, metric, source=source)  # fmt: skip
     print(reason)
     return verdict
 
@@ -33,6 +36,7 @@ def register_and_promote(
     metric: str,
     run_id: str,
     record_out: str | Path | None = None,
+    source: str = "internal",
 ) -> dict[str, Any]:
     """Register the model with its test metrics, then make it production; returns version, decision and
     ``lineage`` (the metadata of the pipeline's artifact for this version, see :func:`version_lineage`).
@@ -43,7 +47,12 @@ def register_and_promote(
     race-safe comparison decides; otherwise the stored numbers are not comparable and the gate's decision
     (made on this test set) is applied with ``force=True``, which the production log records. With
     ``record_out``, the version's record is written there too (:func:`write_version_record`).
+
+    ``source="external"``: the gate compared ``metric`` on the external test set, which the data fingerprint
+    does not cover, so the champion's stored external number may come from another external set: the gate's
+    decision is applied (forced) whenever there is a champion, and the log names ``external.<metric>``.
     """
+    from skinattn.registry.gate import registry_metric_name
     from skinattn.models.weights import read_card
     from skinattn.registry import Registry
 
@@ -53,8 +62,9 @@ def register_and_promote(
         model_dir, Path(evaluation_dir) / METRICS_FILE, params=params, data_fingerprint=data_fingerprint, run_id=run_id
     )
     champion = registry.production()
-    same_data = champion is not None and champion.data_fingerprint == data_fingerprint
-    decision = registry.promote(version.version, metric, force=champion is not None and not same_data)
+    same_data = champion is not None and champion.data_fingerprint == data_fingerprint and source == "internal"
+    decision = registry.promote(version.version, registry_metric_name(metric, source),
+                                force=champion is not None and not same_data)  # fmt: skip
     print(f"registered {version.version} in {registry.uri}: {decision.reason}")
     lineage = version_lineage(registry, version) | {"promoted": decision.promoted, "promotion": decision.reason}
     if record_out is not None:

@@ -24,8 +24,10 @@ def training_overrides(
     batch_size: int,
     lr: float,
     seed: int,
+    pretrained: str = "",
 ) -> list[str]:
-    """The ``section.field=value`` overrides of the default TrainConfig that the pipeline form sets."""
+    """The ``section.field=value`` overrides of the default TrainConfig that the pipeline form sets.
+    ``pretrained``: a weights file path or ``s3://`` URI (skinattn.models.pretrained); "" = random init."""
     values: dict[str, Any] = {
         "out_dir": str(run_dir),
         "data.prepared": str(prepared),
@@ -38,6 +40,8 @@ def training_overrides(
         "train.seed": int(seed),
         "train.progress": False,  # pod logs are not terminals: one line per epoch is printed instead
     }
+    if pretrained:
+        values["model.pretrained"] = str(pretrained)
     return [f"{key}={json.dumps(value)}" for key, value in values.items()]
 
 

@@ -122,7 +122,9 @@ class TrainSection:
     CUDA, fp32 on CPU), bf16, fp32. ``channels_last``: None = on for CUDA. ``tensorboard``: also write
     TensorBoard event files to ``<out_dir>/tensorboard/`` (needs the ``tensorboard`` extra; see
     ``skinattn.training.tensorboard_log``). ``threads``: ``torch.set_num_threads`` for the run (None = torch's
-    default, one per core; fewer is often faster on a machine other work shares)."""
+    default, one per core; fewer is often faster on a machine other work shares). ``calibrate``: once training
+    ends, fit a temperature on the validation split's logits of the best model and store it in the card
+    (applied by every prediction path; see ``skinattn.evaluation.calibration``)."""
 
     epochs: int = 150
     batch_size: int = 16
@@ -139,6 +141,7 @@ class TrainSection:
     progress: bool = True
     tensorboard: bool = False
     threads: int | None = None
+    calibrate: bool = True
 
 
 @dataclasses.dataclass

@@ -7,7 +7,11 @@ Output folder (``config.out_dir``)::
     checkpoints/last.pt      the state after the last finished epoch (see skinattn.training.checkpoint)
     model/                   the best epoch's model (model.safetensors + model.json via save_model); the
                              card's metadata also holds the reference distribution of its validation
-                             predictions, which batch scoring compares new collections with (drift)
+                             predictions, which batch scoring compares new collections with (drift),
+                             and (train.calibrate) the temperature fitted on them, in the card's
+                             calibration section; the training data facts the model card reads
+                             (metadata.data) and, with model.pretrained, the starting weights' source
+                             and sha256 (the card's pretrained section)
     summary.json             the outcome: best epoch and metric, why training stopped, validation figures
     tensorboard/             TensorBoard event files, only with train.tensorboard (skinattn.training.tensorboard_log)
 
@@ -38,10 +42,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from skinattn.errors import SkinattnError
+from skinattn.data.summary import data_facts
+from skinattn.errors import DataError, SkinattnError
+from skinattn.evaluation.calibration import card_section, expected_calibration_error, fit_temperature
 from skinattn.evaluation.distribution import REFERENCE_KEY, reference_distribution
 from skinattn.fileio import atomic_open, write_json
-from skinattn.models import create_model, load_model, save_model
+from skinattn.models import calibrated_probabilities, create_model, describe_calibration, load_model, save_model
 from skinattn.models.network import SoftAttentionNet
 from skinattn.progress import step_bars
 from skinattn.training import checkpoint as ckpt
@@ -79,7 +85,7 @@ MODEL_DIR = "model"
 # computes. (A different device or worker count resumes correctly but not bit-identically.)
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
     {"out_dir", "train.epochs", "train.patience", "train.progress", "train.device", "train.compile",
-     "train.tensorboard", "train.threads", "data.num_workers", "data.cache_dir"}
+     "train.tensorboard", "train.threads", "train.calibrate", "data.num_workers", "data.cache_dir"}
 )
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -137,6 +143,8 @@ class Trainer:
         seed_everything(config.train.seed, config.train.deterministic)
 
         self.splits = load_prepared(config.data.prepared)
+        # For the model card: collection, licence-deciding format, split protocol and counts (skinattn.model_card).
+        self.data_facts = data_facts(config.data.prepared)
         classes = self.splits.classes
         if config.train.monitor == "macro_auc" and self.splits.val["label"].nunique() < 2:
             raise ConfigError("train.monitor is macro_auc but the validation split has fewer than two classes")
@@ -371,18 +379,24 @@ class Trainer:
             "epoch_seconds": round(time.perf_counter() - start, 3),
         }
 
-    @torch.no_grad()
     def _predict_val(self) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and uncalibrated (T = 1) probabilities of the validation split: what the epochs monitor."""
+        labels, logits = self._val_logits()
+        return labels, calibrated_probabilities(torch.from_numpy(logits)).numpy()
+
+    @torch.no_grad()
+    def _val_logits(self) -> tuple[np.ndarray, np.ndarray]:
         """Every rank scores the whole validation split with the same weights, so all ranks take the same
-        early-stopping decision without exchanging it."""
+        early-stopping decision without exchanging it. Logits in float64, for the softmax and the
+        temperature fit."""
         self.model.eval()
-        probabilities, labels = [], []
+        logits, labels = [], []
         for images, batch_labels in self.val_loader:
             with self.runtime.autocast():
-                logits = self.model(self.runtime.to_device(images))
-            probabilities.append(torch.softmax(logits.double(), dim=1).cpu())
+                batch_logits = self.model(self.runtime.to_device(images))
+            logits.append(batch_logits.double().cpu())
             labels.append(batch_labels)
-        return torch.cat(labels).numpy(), torch.cat(probabilities).numpy()
+        return torch.cat(labels).numpy(), torch.cat(logits).numpy()
 
     # ---- writing ---------------------------------------------------------------------------------------
 
@@ -422,7 +436,17 @@ class Trainer:
                 **extra,
             },
             "config": self.config.to_dict(),
+            "data": self.data_facts,
         }
+
+    @staticmethod
+    def _calibration(labels: np.ndarray, logits: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+        """Temperature scaling fitted on the validation split (skinattn.evaluation.calibration), as the card's
+        calibration section; ``probabilities`` are the T = 1 ones of ``logits``."""
+        fit = fit_temperature(logits, labels)
+        scaled = calibrated_probabilities(torch.from_numpy(logits), fit.temperature).numpy()
+        return card_section(fit, expected_calibration_error(labels, probabilities).ece,
+                            expected_calibration_error(labels, scaled).ece)
 
     def _finish(self, state: dict[str, Any], history: list[dict[str, Any]], stop_reason: str) -> TrainResult:
         model_dir = self.out / MODEL_DIR
@@ -434,16 +458,29 @@ class Trainer:
         if self.runtime.is_main:
             best = load_model(model_dir)
             self.model = best.to(self.runtime.device)
-            labels, probabilities = self._predict_val()
+            labels, logits = self._val_logits()
+            probabilities = calibrated_probabilities(torch.from_numpy(logits)).numpy()
+            # The validation figures stay at T = 1, comparable with every epoch's line in history.jsonl.
             figures = validation_metrics(labels, probabilities)
             figures["recall_per_class"] = per_class_recall(labels, probabilities, self.splits.classes)
             metadata = self._card_metadata(state, history, stop_reason=stop_reason, best_model_val_metrics=figures)
+            if self.config.train.calibrate:
+                try:
+                    best.calibration = self._calibration(labels, logits, probabilities)
+                except DataError as exc:  # e.g. non-finite logits: the model is saved uncalibrated, and says so
+                    print(f"calibration skipped: {exc}; the model is saved without a temperature (T = 1)")
+                else:
+                    probabilities = best.probabilities(torch.from_numpy(logits)).numpy()
+                    print(f"calibration: {describe_calibration(best.calibration)}")
             # What batch scoring compares a new collection with (skinattn.scoring.drift): the best model's
             # validation predictions, as class counts and a confidence histogram, and the validation labels.
+            # With the model's temperature, as scoring applies it: otherwise the confidence histograms of a
+            # calibrated model's scoring runs would differ from the reference by the temperature alone.
             metadata[REFERENCE_KEY] = reference_distribution(labels, probabilities, self.splits.classes,
                                                              source=f"validation split, best epoch {state['best_epoch']}")
             save_model(best, model_dir, metadata=metadata)
-            write_json(self.out / SUMMARY_FILE, metadata["training"] | {"model_dir": str(model_dir)})
+            write_json(self.out / SUMMARY_FILE, metadata["training"] | {"model_dir": str(model_dir),
+                                                                       "calibration": best.calibration})
             print(f"best epoch {state['best_epoch']} ({self.config.train.monitor} = {state['best_value']:.4f}); "
                   f"{stop_reason}; model: {model_dir}")
         barrier(self.runtime)

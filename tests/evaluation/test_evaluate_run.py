@@ -21,7 +21,7 @@ from skinattn.evaluation.tables import AVG_ROW, WEIGHTED_AVG_ROW
 
 OUTPUTS = (
     "metrics.json", "table.csv", "table.md", "predictions.csv", "predictions_isic.csv",
-    "confusion_matrix.png", "roc.png", "report.html",
+    "confusion_matrix.png", "roc.png", "reliability.png", "report.html",
 )  # fmt: skip
 PER_CLASS = 2
 
@@ -55,6 +55,8 @@ def test_metrics_json_equals_sklearn_on_the_written_predictions(sa_run: Path):
     probs = predictions[[f"prob_{n}" for n in names]].to_numpy()
     assert_metrics_equal_sklearn(metrics, y, probs, names)
     assert metrics["run"]["split"] == "test" and metrics["run"]["images"] == len(predictions) == 21
+    # a hand-made model and manifest: no training seed or split protocol to record, and none is guessed
+    assert (metrics["run"]["training_seed"], metrics["run"]["split_protocol"]) == (None, None)
     assert len(set(predictions["prediction"])) > 1, "the briefly trained model should not predict one class only"
     intervals = metrics["confidence_intervals"]["intervals"]
     assert intervals["accuracy"]["low"] <= metrics["accuracy"] <= intervals["accuracy"]["high"]

@@ -87,15 +87,51 @@ def test_training_pipeline_gates_registration_on_the_comparison(tmp_path, clean_
     assert run_id == "{{$.pipeline_job_uuid}}"
 
 
-def test_ablation_pipeline_fans_out_and_collects(tmp_path, clean_env):
+@pytest.mark.parametrize("name", ["training", "ablation"])
+def test_evaluate_gets_the_external_test_set_of_the_form(name, tmp_path, clean_env):
+    """Issue 14: the external test set is a parameter of the run form that reaches every evaluate task; the
+    training pipeline's gate and register get the promotion source."""
+    spec, _ = _compiled(name, tmp_path)
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["external_test_uri"]["defaultValue"] == "" and parameters["external_test_uri"]["isOptional"]
+    assert parameters["external_test_format"]["defaultValue"] == "isic-archive"
+    tasks = _tasks(spec)
+    for key in ("external_test_uri", "external_test_format"):
+        assert tasks["evaluate"]["inputs"]["parameters"][key]["componentInputParameter"].endswith(key)
+    if name == "training":
+        assert parameters["promotion_source"]["defaultValue"] == "internal"
+        for task in ("compare-with-production", "register"):
+            source = tasks[task]["inputs"]["parameters"]["promotion_source"]["componentInputParameter"]
+            assert source.endswith("promotion_source")
+
+
+def test_ablation_pipeline_fans_out_over_configs_x_seeds_and_collects(tmp_path, clean_env):
     spec, _ = _compiled("ablation", tmp_path)
-    loop_key, loop = _by_display_name(spec, "architectures")
-    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--configs"
+    root = spec["root"]["dag"]["tasks"]
+    # configs x seeds are expanded by one task, whose list the loop iterates over
+    cells = root["ablation-cells"]["inputs"]["parameters"]
+    assert {name: p["componentInputParameter"] for name, p in cells.items()} == {
+        "configs": "configs", "seeds": "seeds", "seed": "seed",
+    }  # fmt: skip
+    loop_key, loop = _by_display_name(spec, "architectures-x-seeds")
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--ablation-cells-Output"
     assert loop["iteratorPolicy"]["parallelismLimit"] >= 1
-    default = spec["root"]["inputDefinitions"]["parameters"]["configs"]["defaultValue"]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    default = parameters["configs"]["defaultValue"]
     assert len(default) == 10 and {c["soft_attention"] for c in default} == {True, False}
-    table_inputs = spec["root"]["dag"]["tasks"]["ablation-table"]["inputs"]["artifacts"]["evaluations"]
-    assert table_inputs["taskOutputArtifact"]["producerTask"] == loop_key
+    assert parameters["seeds"]["parameterType"] == "NUMBER_INTEGER" and parameters["seeds"]["defaultValue"] == 3
+    assert parameters["split_protocol"]["defaultValue"] == "grouped"
+    # the split protocol reaches prepare; each cell trains with its own seed, not the split seed
+    assert root["prepare"]["inputs"]["parameters"]["split_protocol"]["componentInputParameter"] == "split_protocol"
+    train = _tasks(spec)["train"]["inputs"]["parameters"]["seed"]
+    assert train["componentInputParameter"] == "pipelinechannel--ablation-cells-Output-loop-item"
+    assert train["parameterExpressionSelector"] == 'parseJson(string_value)["seed"]'
+    table = root["ablation-table"]["inputs"]
+    assert table["artifacts"]["evaluations"]["taskOutputArtifact"]["producerTask"] == loop_key
+    assert table["parameters"]["bootstrap"]["componentInputParameter"] == "bootstrap"
+    outputs = spec["components"]["comp-ablation-table"]["outputDefinitions"]["artifacts"]
+    assert outputs["report"]["artifactType"]["schemaTitle"] == "system.HTML"
+    assert outputs["table"]["artifactType"]["schemaTitle"] == "system.Markdown"
 
 
 def test_train_task_shows_its_training_curves_as_an_html_artifact(tmp_path, clean_env):

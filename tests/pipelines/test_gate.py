@@ -74,3 +74,36 @@ def test_the_gate_computes_the_champions_numbers_only(setup, tmp_path, monkeypat
     verdict, reason = compare_with_production(Registry(str(setup / "registry")), _candidate(tmp_path, 1.0),
                                               setup / "prepared", "balanced_accuracy")  # fmt: skip
     assert verdict == PROMOTE and f"production v1 balanced_accuracy={champion_value:.6g}" in reason
+
+
+def test_the_gate_can_decide_on_the_external_test_set(setup, tmp_path):
+    """Issue 14: with source="external" the gate reads the candidate's external metric and re-evaluates
+    production on the same external rows. A candidate better on the internal split but worse on the
+    external set is promoted by one gate and kept by the other."""
+    from _external_collection import make_isic2017_external
+
+    from skinattn.registry import RegistryError
+
+    folder, _ = make_isic2017_external(tmp_path / "external", per_class=3)
+    evaluation = tmp_path / "candidate-eval"
+    # The production model's own evaluation, with the external set: the numbers the gate must reproduce.
+    evaluate_step(setup / "champion", setup / "prepared", evaluation, bootstrap=0,
+                  external_test_uri=str(folder), external_test_format="isic2017")  # fmt: skip
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    internal, external = metrics["balanced_accuracy"], metrics["external"]["balanced_accuracy"]
+    metrics["balanced_accuracy"] = internal + 0.1  # better than production on the internal test split
+    metrics["external"]["balanced_accuracy"] = external - 0.1  # worse on the external test set
+    (evaluation / "metrics.json").write_text(json.dumps(metrics))
+
+    registry_root, metric = str(setup / "registry"), "balanced_accuracy"
+    assert production_gate_step(evaluation, setup / "prepared", registry_root, metric) == PROMOTE
+    verdict, reason = compare_with_production(Registry(registry_root), evaluation / "metrics.json", setup / "prepared",
+                                              metric, source="external")  # fmt: skip
+    assert verdict == KEEP
+    assert f"production v1 balanced_accuracy={external:.6g} on the same external test set" in reason
+    assert production_gate_step(evaluation, setup / "prepared", registry_root, metric, "external") == KEEP
+
+    # An evaluation without an external test set cannot be gated on one.
+    with pytest.raises(RegistryError, match="compare on the external test set, but this evaluation has none"):
+        compare_with_production(Registry(registry_root), setup / "champion-eval" / "metrics.json", setup / "prepared",
+                                metric, source="external")  # fmt: skip

@@ -77,6 +77,9 @@ def test_every_parameter_has_a_rule_and_the_defaults_pass(name, clean_env):
         ({"num_shards": 0}, "num_shards", "at least 1"),
         ({"workers": -1}, "workers", "at least 0"),
         ({"promotion_metric": "flux"}, "promotion_metric", "higher or lower"),
+        ({"promotion_source": "externl"}, "promotion_source", "did you mean external"),
+        ({"external_test_format": "isic2019"}, "external_test_format", "choose one of ham10000"),
+        ({"external_test_uri": 3}, "external_test_uri", "must be a string"),
         ({"output_format": "xlsx"}, "output_format", "parquet"),
         ({"data_uri": " "}, "data_uri", "empty"),
         ({"soft_attention": "yes"}, "soft_attention", "true or false"),
@@ -85,6 +88,11 @@ def test_every_parameter_has_a_rule_and_the_defaults_pass(name, clean_env):
         ({"configs": [{"arch": "vgg16", "soft_attention": True}, {"arch": "vgg16", "soft_attention": True}]},
          "configs", "repeats vgg16"),
         ({"configs": [{"arch": "vgg61", "soft_attention": 1}]}, "configs", "did you mean vgg16"),
+        ({"seeds": 0}, "seeds", "between 1 and 20"),
+        ({"seeds": 21}, "seeds", "between 1 and 20"),
+        ({"seeds": 2.5}, "seeds", "whole number"),
+        ({"split_protocol": "papr"}, "split_protocol", "did you mean paper"),
+        ({"split_protocol": "random"}, "split_protocol", "choose one of grouped, paper"),
     ],
 )
 def test_each_rule_names_the_parameter_and_the_reason(params, named, reason):
@@ -100,6 +108,28 @@ def test_one_error_names_every_bad_parameter():
     message = str(info.value)
     assert message.startswith("3 bad parameter(s) for the training pipeline")
     assert "arch='resnet5O'" in message and "epochs=0" in message and "lr=-1.0" in message
+
+
+def test_split_protocols_are_the_splitters():
+    """The CLI spells the protocols out instead of importing scikit-learn; they must be the splitter's."""
+    from skinattn.data.splits import PROTOCOLS
+    from skinattn.run_parameters import SPLIT_PROTOCOLS
+
+    assert SPLIT_PROTOCOLS == PROTOCOLS
+    assert check_parameters({"seeds": 20, "split_protocol": "paper"}).problems == []
+
+
+def test_external_promotion_needs_an_external_test_set(tmp_path):
+    """Issue 14: the gate cannot compare on an external test set that is not evaluated; the set itself is
+    checked like the data (here: a missing local folder in the pod), and an empty URI means none."""
+    report = check_parameters({"promotion_source": "external", "external_test_uri": " "})
+    assert _names(report) == {"promotion_source"} and "set external_test_uri" in str(report.problems[0])
+    assert check_parameters({"promotion_source": "internal", "external_test_uri": ""}, reach="pod").problems == []
+    missing = str(tmp_path / "no-such-external-set")
+    report = check_parameters({"promotion_source": "external", "external_test_uri": missing}, reach="pod")
+    assert _names(report) == {"external_test_uri"} and "no such file or folder" in str(report.problems[0])
+    with pytest.raises(ParameterError, match="promotion_source='external'.*set external_test_uri"):
+        checked_arguments("training", ["promotion_source=external"], reach="offline")
 
 
 def test_kfp_local_floats_in_lists_are_whole_numbers():

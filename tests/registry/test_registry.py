@@ -27,7 +27,8 @@ def test_register_stores_every_part_of_a_version(
     assert registry.get("v1") == version == registry.get(1) == registry.get("latest")
 
     out = registry.download("v1", tmp_path / "download")
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "metrics.json", "model.json", "model.safetensors",
+                                                     "model_card.json"]
     assert (out / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
     assert (out / "metrics.json").read_bytes() == metrics.read_bytes()  # the file as given: nothing dropped
     original, restored = load_model(model_dir), load_model(out)

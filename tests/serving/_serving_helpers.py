@@ -32,6 +32,9 @@ from skinattn.constants import HAM10000_CLASSES
 
 REPO = Path(__file__).resolve().parents[2]
 IMG_SIZE = 64
+# The served model's card stores this temperature, so that every HTTP test comparing the endpoint's
+# probabilities with the library Predictor's also checks that the endpoint applies it (issue 14, item 3).
+SERVED_TEMPERATURE = 2.5
 # Small limits so that the oversized cases cost nothing to build.
 MAX_UPLOAD_BYTES = 300_000
 MAX_PIXELS = 1_000_000
@@ -47,8 +50,8 @@ def free_port() -> int:
 
 
 def make_registered_model(root: Path, soft_attention: bool = True) -> tuple[Path, Path]:
-    """A tiny model (SA, or the baseline of the same backbone) saved to ``root/model`` and registered +
-    promoted in ``root/registry``."""
+    """A tiny model (SA, or the baseline of the same backbone), calibrated at :data:`SERVED_TEMPERATURE`,
+    saved to ``root/model`` and registered + promoted in ``root/registry``."""
     import torch
 
     from skinattn.models import create_model, save_model
@@ -56,6 +59,7 @@ def make_registered_model(root: Path, soft_attention: bool = True) -> tuple[Path
 
     torch.manual_seed(0)
     model = create_model("resnet10t", num_classes=7, soft_attention=soft_attention, img_size=IMG_SIZE)
+    model.calibration = {"temperature": SERVED_TEMPERATURE, "fitted_on": "validation", "n": 10}
     model_dir = save_model(model, root / "model")
     registry = Registry(root / "registry")
     version = registry.register(model_dir, {"accuracy": 0.5})

@@ -144,3 +144,12 @@ def test_the_schema_and_unknown_routes_need_the_token_too(secured):
         assert allowed.get("/docs.json").status_code == 200
         assert anonymous.post("/classify_batch", json=[]).status_code == 401
         assert allowed.post("/classify_batch", json=[]).status_code == 404  # no such public route
+
+
+@pytest.mark.slow
+def test_the_model_card_needs_the_token_like_classify(secured):
+    """GET /model-card describes the model that /classify uses: behind the token, unlike the probes."""
+    with secured.client() as anonymous, secured.client(token=TOKEN) as allowed:
+        assert anonymous.get("/model-card").status_code == 401
+        response = allowed.get("/model-card")
+    assert response.status_code == 200 and response.text.startswith("# Model card: resnet10t")

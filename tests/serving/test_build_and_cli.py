@@ -25,7 +25,9 @@ def test_serve_dry_run_exports_a_model_folder_and_prints_the_bentoml_command(tmp
     tag = result.stderr.split("SKINATTN_MODEL_TAG=")[1].split(")")[0]
     assert tag.startswith("skinattn:local-")
     exported = next((tmp_path / "bentoml" / "models" / "skinattn").glob("local-*"))
-    assert sorted(p.name for p in exported.iterdir() if p.suffix in {".json", ".safetensors"}) == ["model.json", "model.safetensors"]
+    assert sorted(p.name for p in exported.iterdir() if p.suffix in {".json", ".safetensors"}) == [
+        "model.json", "model.safetensors", "model_card.json"]  # the card is built at export for a model folder
+    assert "**Not evaluated" in (exported / "MODEL_CARD.md").read_text()
     again = run([sys.executable, "-m", "serving", "serve", "--model", str(model_dir), "--dry-run"], env)
     assert again.returncode == 0 and tag in again.stderr  # same weights: the same BentoML model, not a new one
 

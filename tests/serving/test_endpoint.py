@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _serving_helpers import REPO, check_classification, encode, expected_probabilities, json_error, noise_image, post_image
+from _serving_helpers import REPO, SERVED_TEMPERATURE, check_classification, encode, expected_probabilities, json_error, noise_image, post_image
 from PIL import Image
 
 from skinattn.constants import HAM10000_CLASSES
@@ -84,8 +84,10 @@ def test_classify_matches_the_library_predictor(server, fmt, mime):
     assert response.status_code == 200, response.text
     body = response.json()
     probs = check_classification(body)
+    # The Predictor applies the card's temperature (SERVED_TEMPERATURE): so must the endpoint.
     assert probs == pytest.approx(expected_probabilities(server, data), abs=1e-5)
     assert body["attention"] is None
+    assert f"probabilities: temperature {SERVED_TEMPERATURE:g}, fitted on the validation split" in server.log.read_text()
 
 
 @pytest.mark.real_data
@@ -277,3 +279,29 @@ def test_the_schema_lists_classify_as_the_only_api(server):
         paths = client.get("/docs.json").json()["paths"]
     posts = sorted(path for path, operations in paths.items() if "post" in operations)
     assert posts == ["/classify"]
+
+
+# ------------------------------------------------------------------------------------------ model card
+
+
+def test_model_card_is_served_as_markdown_and_json(server):
+    """The card of the registered version (registered with {"accuracy": 0.5}, no evaluation): the same text the
+    registry stored, and its fields as JSON."""
+    from skinattn.registry import Registry
+
+    registry = Registry(server.model_dir.parent / "registry")
+    with server.client() as client:
+        markdown = client.get("/model-card")
+        fields = client.get("/model-card", params={"format": "json"})
+        bad = client.get("/model-card", params={"format": "pdf"})
+        posted = client.post("/model-card", content=b"")
+    assert markdown.status_code == 200, markdown.text
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert markdown.text == registry.model_card("production")
+    assert "Not for diagnosis" in markdown.text and "**Not evaluated" in markdown.text
+    assert fields.status_code == 200 and fields.headers["content-type"] == "application/json"
+    card = fields.json()
+    assert card["model_details"]["architecture"] == "resnet10t" and card["evaluation"]["evaluated"] is False
+    assert card["model_details"]["weights_sha256"] == registry.get("production").files["model.safetensors"].sha256
+    assert bad.status_code == 400 and "format must be one of" in json_error(bad)
+    assert posted.status_code == 405

@@ -54,7 +54,10 @@ def test_export_of_a_registry_version(tmp_path: Path) -> None:
     assert again.returncode == 0 and again.stdout.strip() == "skinattn:v1"  # idempotent
 
     info = bentoml_model("skinattn:v1", env)
-    assert {"model.safetensors", "model.json", "metrics.json"} <= set(info["files"])
+    assert {"model.safetensors", "model.json", "metrics.json", "MODEL_CARD.md", "model_card.json"} <= set(info["files"])
+    # The card registered with the version, byte for byte: what GET /model-card serves.
+    stored = tmp_path / "bentoml" / "models" / "skinattn" / "v1" / "MODEL_CARD.md"
+    assert stored.read_text() == registry.model_card("v1")
     assert info["labels"] == {"registry_version": "v1", "arch": "resnet10t", "soft_attention": "true"}
     meta = info["metadata"]
     assert meta["version"] == "v1" and meta["run_id"] == "run-x" and meta["registry"] == str(root)
@@ -85,8 +88,12 @@ def test_export_of_a_model_folder_and_mistakes(tmp_path: Path) -> None:
     tag = exported.stdout.strip()
     assert tag.startswith("skinattn:local-") and len(tag.split("local-")[1]) == 16
     info = bentoml_model(tag, env)
-    assert sorted(name for name in info["files"] if name != "model.yaml") == ["model.json", "model.safetensors"]
+    assert sorted(name for name in info["files"] if name != "model.yaml") == [
+        "MODEL_CARD.md", "model.json", "model.safetensors", "model_card.json"]  # the card, built at export
     assert info["labels"]["source"] == "folder" and info["metadata"]["source"] == str(model_dir)
+    card = json.loads((tmp_path / "bentoml" / "models" / "skinattn" / tag.split(":")[1] / "model_card.json").read_text())
+    assert card["evaluation"]["evaluated"] is False
+    assert card["model_details"]["weights_sha256"] == info["metadata"]["weights_sha256"]
 
     not_a_model = tmp_path / "empty"
     not_a_model.mkdir()
