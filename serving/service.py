@@ -19,9 +19,10 @@ With ``SKINATTN_API_TOKEN`` set, every route but the probes and /metrics needs `
 ``docs/serving.md``): ``SKINATTN_MODEL_TAG`` (BentoML model, default ``skinattn:latest``),
 ``SKINATTN_MAX_UPLOAD_BYTES``, ``SKINATTN_MAX_PIXELS``, ``SKINATTN_DECODE_BUDGET_PIXELS``,
 ``SKINATTN_MAX_BATCH_SIZE``, ``SKINATTN_MAX_LATENCY_MS``, ``SKINATTN_WARMUP_PASSES``, ``SKINATTN_DEVICE``,
-``SKINATTN_API_WORKERS``, ``SKINATTN_API_TOKEN``.
+``SKINATTN_API_WORKERS``, ``SKINATTN_MODEL_INFLIGHT``, ``SKINATTN_API_TOKEN``.
 """
 
+import asyncio
 import logging
 import os
 import threading
@@ -81,6 +82,13 @@ MAX_UPLOAD_BYTES = _env_int("SKINATTN_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 MAX_PIXELS = _env_int("SKINATTN_MAX_PIXELS", 40_000_000)
 MAX_BATCH_SIZE = max(2, _env_int("SKINATTN_MAX_BATCH_SIZE", _default_max_batch_size()))  # BentoML requires more than 1
 MAX_LATENCY_MS = _env_int("SKINATTN_MAX_LATENCY_MS", 10_000)
+# Requests let through to the model service at once (0 = no limit), shared evenly between the API workers;
+# the rest wait here, for at most SKINATTN_MAX_LATENCY_MS. BentoML's batcher holds a lone request back for
+# about the mean queue wait of its recent batches, so a queue as long as the load makes a single client wait
+# that long after a burst. Two max batches (one in the pass, one queued) keep the model busy: on 2 vCPUs at 32
+# clients, 49 images/s instead of 51 (within the rounds' spread), p99 790 instead of 885 ms, and a lone
+# request after the burst took 150 ms instead of 420 (BENCHMARKS.md, "Endpoint throughput").
+MODEL_INFLIGHT = _env_int("SKINATTN_MODEL_INFLIGHT", 2 * MAX_BATCH_SIZE)
 WARMUP_PASSES = _env_int("SKINATTN_WARMUP_PASSES", 1)
 # Pixels being decoded at once over all requests (serving/decode_budget.py): two images of the largest
 # allowed size, about 600 MB of decoding memory, by default.
@@ -216,6 +224,8 @@ class SkinattnClassifier:
         self.model_name = stored.tag.name
         self.model_version = str((stored.info.metadata or {}).get("version") or stored.tag.version)
         self.decode_budget = DecodeBudget(WORKER_DECODE_BUDGET_PIXELS, MAX_PIXELS)
+        slots = -(-MODEL_INFLIGHT // API_WORKERS) if MODEL_INFLIGHT > 0 else 0
+        self.model_slots = asyncio.Semaphore(slots) if slots else None
         self.model_ready = False
         if API_TOKEN is None:
             logger.warning("SKINATTN_API_TOKEN is not set: /classify is open to anyone who can reach this "
@@ -240,6 +250,16 @@ class SkinattnClassifier:
     async def __is_alive__(self) -> bool:
         # A model that failed to load will never become ready: report dead so that the orchestrator restarts.
         return self.model_ready or (await self.model_health()).error is None
+
+    async def model_forward(self, pixels: np.ndarray) -> np.ndarray:
+        """The model service's batched forward pass, entered by at most MODEL_INFLIGHT requests at once."""
+        if self.model_slots is None:
+            return await self.model.to_async.forward(pixels)
+        await asyncio.wait_for(self.model_slots.acquire(), MAX_LATENCY_MS / 1000)
+        try:
+            return await self.model.to_async.forward(pixels)
+        finally:
+            self.model_slots.release()
 
     @bentoml.api(route=CLASSIFY_ROUTE)
     async def classify(
@@ -281,7 +301,9 @@ class SkinattnClassifier:
             return _error(ctx, 503, f"server is busy decoding other images ({exc}); retry shortly",
                           headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
         try:
-            rows = await self.model.to_async.forward(pixels)
+            rows = await self.model_forward(pixels)
+        except TimeoutError:
+            return _error(ctx, 503, "server is overloaded; retry later", headers={"Retry-After": str(RETRY_AFTER_S)})
         except bentoml.exceptions.BentoMLException as exc:
             status = int(getattr(exc.error_code, "value", 500))
             if status == 503:  # the batch queue dropped the request to keep to max_latency_ms
