@@ -208,14 +208,15 @@ def evaluate_external(
                                           [metrics["per_class"][n]["recall"] for n in names])  # fmt: skip
     with atomic_open(Path(out) / RECALL_FIGURE, "wb") as handle:
         handle.write(recall_png)
-    headline, recall = headline_side_by_side(internal, metrics), recall_side_by_side(internal, metrics)
+    shift = metric_shift(internal, metrics)
+    headline, recall = headline_side_by_side(internal, metrics, shift), recall_side_by_side(internal, metrics)
     reader_notes = [f"the {test_set.format} reader kept out {count} rows: {reason}"
                     for reason, count in external.reader_excluded.items()]  # fmt: skip
     view = ExternalView(f"{test_set.uri} ({test_set.format})", len(external.rows), headline, recall, recall_png,
                         notes=[*metrics["notes"], *reader_notes])  # fmt: skip
     markdown = (f"\nExternal test set {test_set.uri} ({test_set.format}), {len(external.rows)} images "
                 f"(shift = external − internal):\n\n{tables.to_markdown(headline)}\n{tables.to_markdown(recall)}")  # fmt: skip
-    return ExternalOutcome(external_section(metrics, external, test_set), metric_shift(internal, metrics), view, markdown)
+    return ExternalOutcome(external_section(metrics, external, test_set), shift, view, markdown)
 
 
 def external_metrics(

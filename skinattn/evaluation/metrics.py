@@ -72,7 +72,7 @@ def _per_class_auc(onehot: np.ndarray, y_prob: np.ndarray) -> np.ndarray:
     return aucs
 
 
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean recall over the classes present in ``y_true``.
 
     scikit-learn warns when a prediction names a class absent from ``y_true``; that is the documented
@@ -81,6 +81,9 @@ def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
         return float(balanced_accuracy_score(y_true, y_pred))
+
+
+_balanced_accuracy = balanced_accuracy  # the former private name
 
 
 def _headline(y_true: np.ndarray, y_prob: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -93,7 +96,7 @@ def _headline(y_true: np.ndarray, y_prob: np.ndarray, num_classes: int) -> dict[
     defined = ~np.isnan(aucs)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
         "macro_auc": float(np.mean(aucs[defined])) if defined.any() else math.nan,
         "weighted_auc": float(np.average(aucs[defined], weights=support[defined])) if defined.any() else math.nan,
         "macro_precision": float(precision_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
@@ -101,6 +104,20 @@ def _headline(y_true: np.ndarray, y_prob: np.ndarray, num_classes: int) -> dict[
             precision_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)
         ),
     }
+
+
+def stratified_resample_index(rng: np.random.Generator, by_class: Sequence[np.ndarray]) -> np.ndarray:
+    """One stratified bootstrap draw: each class's member indices resampled with replacement to its own
+    size, concatenated in the order of ``by_class``."""
+    return np.concatenate([rng.choice(members, size=len(members), replace=True) for members in by_class])
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Central percentile interval of ``values`` at ``confidence``; (NaN, NaN) when ``values`` is empty.
+    The caller filters out the values it does not want counted."""
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail]) if values.size else (math.nan, math.nan)
+    return float(low), float(high)
 
 
 def bootstrap_intervals(
@@ -122,15 +139,13 @@ def bootstrap_intervals(
     by_class = [np.flatnonzero(y_true == k) for k in np.unique(y_true)]
     samples: dict[str, list[float]] = {name: [] for name in CI_METRICS}
     for _ in tqdm(range(n_resamples), desc="bootstrap", unit="resample", disable=not progress):
-        index = np.concatenate([rng.choice(members, size=len(members), replace=True) for members in by_class])
+        index = stratified_resample_index(rng, by_class)
         for name, value in _headline(y_true[index], y_prob[index], num_classes).items():
             samples[name].append(value)
-    tail = (1.0 - confidence) / 2.0
     intervals = {}
     for name, values in samples.items():
-        finite = np.asarray([v for v in values if not math.isnan(v)])
-        low, high = (np.quantile(finite, [tail, 1.0 - tail]) if finite.size else (math.nan, math.nan))
-        intervals[name] = {"low": float(low), "high": float(high)}
+        low, high = percentile_interval(np.asarray([v for v in values if not math.isnan(v)]), confidence)
+        intervals[name] = {"low": low, "high": high}
     return intervals
 
 
@@ -237,7 +252,7 @@ def compute_metrics(
         "num_samples": int(len(y_true)),
         "classes": names,
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
         "per_class": per_class,
         "macro_avg": averages["macro"],
         "weighted_avg": averages["weighted"],

@@ -1,5 +1,6 @@
 """Paired comparison of two arms (Soft Attention vs its baseline) trained with several seeds and evaluated
-on the same test images: statistics only (numpy, scipy), no files and no text.
+on the same test images: statistics only (numpy, scipy, and the stratified resampling of
+skinattn.evaluation.metrics), no files and no text.
 
 An arm is an ``(S, N, K)`` array of class probabilities: S training seeds, N test images (the same images in
 the same order for both arms), K classes. Seed ``s`` of one arm is paired with seed ``s`` of the other (the
@@ -29,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from skinattn.errors import DataError
+from skinattn.evaluation.metrics import percentile_interval, stratified_resample_index
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
@@ -117,15 +119,14 @@ def paired_bootstrap(
     by_class = [np.flatnonzero(y_true == k) for k in np.unique(y_true)]
     differences: dict[str, list[float]] = {name: [] for name in BOOTSTRAP_METRICS}
     for _ in range(n_resamples):
-        index = np.concatenate([rng.choice(members, size=len(members), replace=True) for members in by_class])
+        index = stratified_resample_index(rng, by_class)
         for name, values in _metric_rows(y_true[index], stacked[:, index, :]).items():
             differences[name].append(float(np.mean(values[seeds:]) - np.mean(values[:seeds])))
-    tail = (1.0 - confidence) / 2.0
     intervals = {}
     for name, values in differences.items():
         finite = np.asarray([v for v in values if math.isfinite(v)])
-        low, high = np.quantile(finite, [tail, 1.0 - tail]) if finite.size else (math.nan, math.nan)
-        intervals[name] = Interval(float(low), float(high), confidence, int(finite.size))
+        low, high = percentile_interval(finite, confidence)
+        intervals[name] = Interval(low, high, confidence, int(finite.size))
     return intervals
 
 

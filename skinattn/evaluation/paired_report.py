@@ -20,7 +20,6 @@ says it cannot be judged; so does a run without bootstrap resamples.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
 import io
@@ -38,7 +37,7 @@ from skinattn.evaluation.ablation import check_distinct_seeds, network_name
 from skinattn.evaluation.paired import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, PairedComparison, compare_arms
 from skinattn.evaluation.predict import label_indices, probabilities, read_predictions
 from skinattn.evaluation.provenance import describe_protocol, protocol_heading
-from skinattn.evaluation.report import BASE_STYLE
+from skinattn.evaluation.report import BASE_STYLE, img_tag, table_html
 from skinattn.evaluation.tables import to_csv_text, to_markdown
 
 TREATMENT = "Soft Attention"
@@ -49,7 +48,6 @@ ARM_METRICS: tuple[tuple[str, str], ...] = (
     ("macro precision", "macro_avg.precision"),
     ("accuracy", "accuracy"),
 )
-PAIRED_FILES = ("paired.md", "paired.csv", "paired.json", "paired.png")
 MINUS = "\u2212"
 
 
@@ -497,31 +495,17 @@ _STYLE = BASE_STYLE + """
 """
 
 
-def _html_table(table: pd.DataFrame, digits: int = 3) -> str:
-    def cell(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "n/a"
-        if isinstance(value, float):
-            return f"{value:.{digits}f}"
-        return html.escape(str(value))
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in table.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def render_html(report: PairedAblation, figure_png: bytes, table_1: pd.DataFrame | None = None) -> str:
     """The self-contained HTML report (figure embedded): verdict first, then figure and tables."""
     protocol = html.escape(report.protocol_heading)
     verdicts = "".join(f"<p>{html.escape(line)}</p>" for line in verdict_lines(report))
-    image = base64.b64encode(figure_png).decode("ascii")
     sections = [
-        f"<h2>SA − baseline, paired by test image and seed — {protocol}</h2>{_html_table(paired_summary_table(report))}"
+        f"<h2>SA − baseline, paired by test image and seed — {protocol}</h2>{table_html(paired_summary_table(report))}"
         if report.results else "",
-        f"<h2>Per network, mean ± sd over seeds — {protocol}</h2>{_html_table(arm_table(report))}",
-        f"<h2>DeLong test per class, seed-averaged probabilities — {protocol}</h2>{_html_table(delong_table(report))}"
+        f"<h2>Per network, mean ± sd over seeds — {protocol}</h2>{table_html(arm_table(report))}",
+        f"<h2>DeLong test per class, seed-averaged probabilities — {protocol}</h2>{table_html(delong_table(report))}"
         if report.results else "",
-        f"<h2>Table 1: precision and AUC per class, mean over seeds — {protocol}</h2>{_html_table(table_1)}"
+        f"<h2>Table 1: precision and AUC per class, mean over seeds — {protocol}</h2>{table_html(table_1)}"
         if table_1 is not None else "",
     ]
     method = (
@@ -539,7 +523,7 @@ def render_html(report: PairedAblation, figure_png: bytes, table_1: pd.DataFrame
 <h1>Soft Attention ablation: paired comparison</h1>
 <p>Test split: {html.escape(report.protocol_text)}.</p>
 <div class="verdict">{verdicts}</div>
-<div class="figure"><img alt="SA minus baseline per architecture" src="data:image/png;base64,{image}"></div>
+<div class="figure">{img_tag(figure_png, "SA minus baseline per architecture")}</div>
 <p class="caption">Dots: each seed's difference on the whole test set. Diamond and bar: the mean over seeds and its
 paired bootstrap CI. Points = percentage points.</p>
 {"".join(sections)}

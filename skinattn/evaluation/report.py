@@ -47,12 +47,14 @@ class ExampleRow:
     attention_png: bytes | None = None
 
 
-def _img(png: bytes, alt: str) -> str:
+def img_tag(png: bytes, alt: str) -> str:
+    """An ``<img>`` with ``png`` embedded as base64 data (shared with the paired ablation report)."""
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table_html(table: pd.DataFrame, digits: int = 3) -> str:
+def table_html(table: pd.DataFrame, digits: int = 3) -> str:
+    """``table`` as an HTML table: floats to ``digits`` decimals, None / NaN as ``n/a``, the rest escaped."""
     def cell(value: Any) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "n/a"
@@ -88,10 +90,10 @@ def _examples_html(examples: Sequence[ExampleRow], has_attention: bool, target_l
     )
     blocks = []
     for ex in examples:
-        panels = [f"<figure>{_img(ex.input_png, 'input ' + ex.image_id)}<figcaption>input</figcaption></figure>"]
+        panels = [f"<figure>{img_tag(ex.input_png, 'input ' + ex.image_id)}<figcaption>input</figcaption></figure>"]
         if ex.attention_png is not None:
-            panels.append(f"<figure>{_img(ex.attention_png, 'attention ' + ex.image_id)}<figcaption>SA attention</figcaption></figure>")
-        panels.append(f"<figure>{_img(ex.gradcam_png, 'grad-cam ' + ex.image_id)}<figcaption>Grad-CAM</figcaption></figure>")
+            panels.append(f"<figure>{img_tag(ex.attention_png, 'attention ' + ex.image_id)}<figcaption>SA attention</figcaption></figure>")
+        panels.append(f"<figure>{img_tag(ex.gradcam_png, 'grad-cam ' + ex.image_id)}<figcaption>Grad-CAM</figcaption></figure>")
         caption = (
             f"{html.escape(ex.image_id)}: true <b>{html.escape(ex.true_label)}</b>, predicted "
             f"<b>{html.escape(ex.predicted)}</b> ({ex.confidence:.2f})"
@@ -104,7 +106,7 @@ def _curves_html(curves_png: bytes | None, caption: str) -> str:
     """The training-curves section: the figure with its caption, or the caption alone saying why none is drawn."""
     if curves_png is None:
         return f'<p class="note">{html.escape(caption or "No training history was given, so no curves are drawn.")}</p>'
-    return f'<div class="curves">{_img(curves_png, "training curves")}</div><p class="caption">{html.escape(caption)}</p>'
+    return f'<div class="curves">{img_tag(curves_png, "training curves")}</div><p class="caption">{html.escape(caption)}</p>'
 
 
 @dataclasses.dataclass
@@ -129,9 +131,9 @@ def _external_html(view: ExternalView | None) -> str:
         f"<p>{view.images} images of {html.escape(view.source)}, evaluated with the same model and settings. "
         "Shift = external − internal: negative means worse on the external set.</p>"
         f"{f'<ul>{notes}</ul>' if notes else ''}"
-        f"{_table_html(view.headline)}"
-        f"<h3>Per-class recall</h3>{_table_html(view.recall)}"
-        f'<div class="curves">{_img(view.recall_png, "per-class recall, internal vs external")}</div>'
+        f"{table_html(view.headline)}"
+        f"<h3>Per-class recall</h3>{table_html(view.recall)}"
+        f'<div class="curves">{img_tag(view.recall_png, "per-class recall, internal vs external")}</div>'
     )
 
 
@@ -159,7 +161,7 @@ def _calibration_html(metrics: Mapping[str, Any], reliability_png: bytes | None)
         "class, so accuracy and the confusion matrix are the same either way.</p>"
     )
     if reliability_png is not None:
-        text += f'<div class="curves">{_img(reliability_png, "reliability diagrams")}</div>'
+        text += f'<div class="curves">{img_tag(reliability_png, "reliability diagrams")}</div>'
     return text
 
 
@@ -171,11 +173,11 @@ def _subgroups_html(section: Mapping[str, Any] | None, png: bytes | None) -> str
         notes = "; ".join(section.get("notes") or [])
         return f'<h2>Subgroup metrics</h2><p class="note">None available: {html.escape(notes)}.</p>'
     notes = "".join(f'<li class="note">{html.escape(n)}</li>' for n in section.get("notes") or [])
-    figure = f'<div class="curves">{_img(png, "balanced accuracy by subgroup")}</div>' if png is not None else ""
+    figure = f'<div class="curves">{img_tag(png, "balanced accuracy by subgroup")}</div>' if png is not None else ""
     return (
         f"<h2>Subgroup metrics</h2><p>Joined to the manifest's metadata by image_id; groups of fewer than "
         f"{section.get('small_n')} images are flagged: their figures rest on a handful of images.</p>"
-        f"{_table_html(subgroup_table(dict(section)))}{f'<ul>{notes}</ul>' if notes else ''}{figure}"
+        f"{table_html(subgroup_table(dict(section)))}{f'<ul>{notes}</ul>' if notes else ''}{figure}"
     )
 
 
@@ -224,7 +226,7 @@ def render_report(
         binary = metrics["binary"]
         binary_section = (
             f"<h2>Binary view (paper Table 4): {html.escape(binary['positive_class'])} vs rest at threshold "
-            f"{binary['threshold']:g}</h2>{_table_html(binary_table)}"
+            f"{binary['threshold']:g}</h2>{table_html(binary_table)}"
         )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
@@ -235,12 +237,12 @@ def render_report(
 {_headline_html(metrics)}
 {f"<ul>{notes}</ul>" if notes else ""}
 <h2>Per-class results (paper Table 1/2 layout)</h2>
-{_table_html(class_table)}
+{table_html(class_table)}
 {binary_section}
 {_external_html(external)}
 {_subgroups_html(subgroups, subgroups_png)}
 <h2>Confusion matrix and ROC curves</h2>
-<div class="figures">{_img(confusion_png, "confusion matrix")} {_img(roc_png, "ROC curves")}</div>
+<div class="figures">{img_tag(confusion_png, "confusion matrix")} {img_tag(roc_png, "ROC curves")}</div>
 <h2>Calibration</h2>
 {_calibration_html(metrics, reliability_png)}
 <h2>Training curves</h2>

@@ -34,8 +34,12 @@ def metric_shift(internal: Mapping[str, Any], external: Mapping[str, Any]) -> di
         name: _difference(external["per_class"][name]["recall"], internal["per_class"][name]["recall"])
         for name in internal["classes"]
     }
-    inside, outside = headline_values(internal), headline_values(external)
-    return {"per_class_recall": recall, "headline": {name: _difference(outside[name], inside[name]) for name in inside}}
+    headline = _headline_shift(headline_values(internal), headline_values(external))
+    return {"per_class_recall": recall, "headline": headline}
+
+
+def _headline_shift(inside: Mapping[str, Any], outside: Mapping[str, Any]) -> dict[str, float]:
+    return {name: _difference(outside[name], inside[name]) for name in inside}
 
 
 def _interval(metrics: Mapping[str, Any], name: str) -> str:
@@ -52,10 +56,14 @@ def confidence_header(metrics: Mapping[str, Any]) -> str:
     return f"{info['confidence']:.0%} CI" if info else "CI (off)"
 
 
-def headline_side_by_side(internal: Mapping[str, Any], external: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per headline metric: internal value and CI, external value and CI, and the shift."""
+def headline_side_by_side(
+    internal: Mapping[str, Any], external: Mapping[str, Any], shift: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """One row per headline metric: internal value and CI, external value and CI, and the shift. ``shift``:
+    :func:`metric_shift`'s block for the same two sets, when the caller has it (its headline is reused)."""
     ci = confidence_header(internal)
     inside, outside = headline_values(internal), headline_values(external)
+    differences = shift["headline"] if shift is not None else _headline_shift(inside, outside)
     rows = [
         {
             METRIC_COLUMN: name.replace("_", " "),
@@ -63,7 +71,7 @@ def headline_side_by_side(internal: Mapping[str, Any], external: Mapping[str, An
             f"internal {ci}": _interval(internal, name),
             "external": _number(outside[name]),
             f"external {ci}": _interval(external, name),
-            "shift": _difference(outside[name], inside[name]),
+            "shift": differences[name],
         }
         for name in inside
     ]

@@ -18,6 +18,7 @@ The result is ``metrics.json``'s ``subgroups`` section (the report's table and t
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ import pandas as pd
 
 from skinattn.data.summary import SUBGROUP_COLUMNS, subgroup_columns
 from skinattn.errors import DataError
+from skinattn.evaluation.metrics import balanced_accuracy
 
 SMALL_N = 30
 UNKNOWN = "unknown"
@@ -55,9 +57,13 @@ def _category(value: str) -> str:
     return text if text else UNKNOWN
 
 
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean recall over the classes present in the group (as in :mod:`skinattn.evaluation.metrics`)."""
-    return float(np.mean([np.mean(y_pred[y_true == k] == k) for k in np.unique(y_true)]))
+def _group_balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """:func:`skinattn.evaluation.metrics.balanced_accuracy` of one group, without scikit-learn's warning
+    about a single label (a small group often holds one class and is always predicted as it; the value is
+    still right)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="A single label was found")
+        return balanced_accuracy(y_true, y_pred)
 
 
 def subgroup_metrics(predictions: pd.DataFrame, rows: pd.DataFrame, source: str = "manifest") -> dict[str, Any]:
@@ -107,7 +113,7 @@ def _group_rows(labels: np.ndarray, predicted: np.ndarray, keys: np.ndarray) -> 
             "group": str(group),
             "n": int(members.sum()),
             "accuracy": float(np.mean(y_true == y_pred)),
-            "balanced_accuracy": _balanced_accuracy(y_true, y_pred),
+            "balanced_accuracy": _group_balanced_accuracy(y_true, y_pred),
             "small": bool(members.sum() < SMALL_N),
         })  # fmt: skip
     return rows

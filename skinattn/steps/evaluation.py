@@ -127,14 +127,15 @@ def ablation_table_step(
     from skinattn.fileio import atomic_open
 
     table = ablation_table_from_folders(evaluation_dirs)
-    markdown = to_markdown(table)
-    if paired_out is not None:
+    if paired_out is None:
+        markdown = to_markdown(table)
+    else:
         from skinattn.evaluation import paired_report
 
         report = paired_report.paired_ablation([paired_report.read_cell(d) for d in evaluation_dirs],
                                                n_resamples=int(bootstrap))  # fmt: skip
         paths = paired_report.write_outputs(report, paired_out, table)
-        markdown = paths["paired.md"].read_text(encoding="utf-8")
+        markdown = paired_report.markdown(report, table)  # the text of paired.md
         if report_out is not None:
             copy_file(paths["report.html"], report_out)
     for path, text in ((markdown_out, markdown), (csv_out, to_csv_text(table))):
