@@ -2,8 +2,9 @@
 
 The card lives in the BentoML model's folder (``MODEL_CARD.md`` + ``model_card.json``, written by
 :func:`write_card_files` at export, see ``serving/export.py``), so this route reads two small files and never
-touches the weights or the model service. It is an ASGI middleware rather than a BentoML API: BentoML's APIs
-are POST with a JSON or multipart body, and a card is a plain GET of a document. It is added inside the
+touches the weights or the model service. A model exported before cards existed gets its card built in memory
+from the folder's ``model.json`` (and ``metrics.json``). It is an ASGI middleware rather than a BentoML API:
+BentoML's APIs are POST with a JSON or multipart body, and a card is a plain GET of a document. It is added inside the
 bearer-token middleware, so with ``SKINATTN_API_TOKEN`` set it needs the token like ``/classify``: only
 Kubernetes' probes and Prometheus' ``/metrics`` stay open (docs/serving.md, "Authentication").
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from serving.guard import ASGIApp, Receive, Scope, Send, send_json_error
-from skinattn.model_card import CARD_JSON, CARD_MARKDOWN, build_card, card_json, render_markdown
+from skinattn.fileio import atomic_open
+from skinattn.model_card import CARD_JSON, CARD_MARKDOWN, card_files
 from skinattn.models.weights import CARD_FILE
 
 MODEL_CARD_ROUTE = "/model-card"
@@ -31,12 +33,17 @@ def write_card_files(folder: Path, weights_sha256: str | None = None) -> None:
     cards were stored, gets one built here from its ``model.json`` (and ``metrics.json`` when present)."""
     if (folder / CARD_MARKDOWN).is_file() and (folder / CARD_JSON).is_file():
         return
+    for name, text in _card_texts(folder, weights_sha256).items():
+        with atomic_open(folder / name) as handle:
+            handle.write(text)
+
+
+def _card_texts(folder: Path, weights_sha256: str | None = None) -> dict[str, str]:
+    """The card's files as text, built from ``folder``'s ``model.json`` (and ``metrics.json`` when present)."""
     model_json = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     metrics_path = folder / METRICS_FILE
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else None
-    card = build_card(model_json, metrics, weights_sha256=weights_sha256)
-    (folder / CARD_MARKDOWN).write_text(render_markdown(card), encoding="utf-8")
-    (folder / CARD_JSON).write_text(card_json(card), encoding="utf-8")
+    return card_files(model_json, metrics, weights_sha256=weights_sha256)
 
 
 class ModelCardRoute:
@@ -71,6 +78,14 @@ class ModelCardRoute:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
     def _read(self, name: str) -> bytes:
-        # A BentoML model never changes under its tag, so each file is read once per process.
-        self._cache[name] = (Path(self.model_folder()) / name).read_bytes()
+        # A BentoML model never changes under its tag, so each file is read once per process. A model exported
+        # before cards existed has none in its folder (and export skips a model it already holds), so its card
+        # is built here from the folder's model.json (+ metrics.json) and kept in memory only: BentoML's store
+        # is not written to. Only a folder without model.json answers 404.
+        folder = Path(self.model_folder())
+        try:
+            self._cache[name] = (folder / name).read_bytes()
+        except FileNotFoundError:
+            for card_name, text in _card_texts(folder).items():
+                self._cache.setdefault(card_name, text.encode("utf-8"))
         return self._cache[name]

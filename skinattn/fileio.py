@@ -7,12 +7,19 @@ place, so a killed process never leaves a half-written file under the final name
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of the file at ``path``, read in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @contextlib.contextmanager

@@ -123,6 +123,15 @@ def card_json(card: Mapping[str, Any]) -> str:
     return json.dumps(card, indent=2, allow_nan=False) + "\n"
 
 
+def card_files(
+    model_json: Mapping[str, Any], metrics: Mapping[str, Any] | None = None, weights_sha256: str | None = None
+) -> dict[str, str]:
+    """The card's two files as text, by name: ``{CARD_MARKDOWN: Markdown, CARD_JSON: JSON}``. Every place that
+    writes, stores or serves a card builds it here, so they all say the same."""
+    card = build_card(model_json, metrics, weights_sha256=weights_sha256)
+    return {CARD_MARKDOWN: render_markdown(card), CARD_JSON: card_json(card)}
+
+
 # ---------------------------------------------------------------------------------------------- sections
 
 

@@ -47,6 +47,9 @@ SEEDS_RANGE = (1, 20)
 SPLIT_PROTOCOLS: tuple[str, ...] = ("grouped", "paper")
 # Weights files model.pretrained accepts (skinattn.models.pretrained.FORMATS, written out: no torch import here).
 PRETRAINED_SUFFIXES: tuple[str, ...] = (".safetensors", ".pth", ".pt", ".bin")
+# skinattn.registry.gate.PROMOTION_SOURCES, written out: the registry's import is not needed for a name (a test
+# keeps the two equal).
+PROMOTION_SOURCES: tuple[str, ...] = ("internal", "external")
 # The train step's own time limit when train_timeout_hours is 0 ("auto"): a fixed start-up allowance plus a
 # budget per epoch. 15 min/epoch covers the paper's setting (inception_resnet_v2 at 299 px on ~52,000
 # balanced training images) on one older GPU; bigger data or slower GPUs should set the hours explicitly.
@@ -260,8 +263,7 @@ RULES: dict[str, Rule] = {
     "nodes": _int_in(1),
     "gpus_per_shard": _int_in(0, 1),
     "promotion_metric": _metric,
-    # skinattn.registry.gate.PROMOTION_SOURCES, written out: the registry's import is not needed for a name
-    "promotion_source": _choice("promotion source", lambda: ("internal", "external")),
+    "promotion_source": _choice("promotion source", lambda: PROMOTION_SOURCES),
     "external_test_uri": _any_text,
     "external_test_format": _choice("data format", data_formats),
     "registry_root": _text,

@@ -34,6 +34,9 @@ class SoftAttentionNet(nn.Module):
         self.tail = tail
         self.head = head
         self.calibration: dict[str, Any] | None = None  # set by load_model from the card; saved by save_model
+        # The card's ``pretrained`` section (source, sha256, format): set by create_model, carried over by
+        # load_model, saved by save_model; None for random initialisation.
+        self.pretrained_weights: dict[str, Any] | None = None
 
     @property
     def has_attention(self) -> bool:

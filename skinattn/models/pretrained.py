@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from skinattn.errors import DataError, ModelError
-from skinattn.fileio import atomic_path
+from skinattn.fileio import atomic_path, sha256_file
 from skinattn.storage import S3_SCHEME, max_fetch_bytes, open_stream
 
 PRETRAINED_KEY = "pretrained"  # top-level section of model.json
@@ -76,7 +76,7 @@ def resolve_pretrained(source: str | os.PathLike[str], cache_root: str | os.Path
     path = Path(text).expanduser()
     if not path.is_file():
         raise ModelError(f"{path}: pretrained weights file not found")
-    return PretrainedWeights(str(path.resolve()), path, _sha256_file(path), fmt)
+    return PretrainedWeights(str(path.resolve()), path, sha256_file(path), fmt)
 
 
 def _fetch(uri: str, cache_root: Path) -> tuple[Path, str]:
@@ -98,8 +98,3 @@ def _fetch(uri: str, cache_root: Path) -> tuple[Path, str]:
     # Same name, same bytes: a copy another run put there first is exactly this file.
     os.replace(download, target)
     return target, digest.hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -52,9 +52,8 @@ def save_model(model: SoftAttentionNet, out_dir: str | Path, metadata: dict[str,
         card[CALIBRATION_KEY] = model.calibration
     # Which weights the backbone started from (create_model sets it; load_model carries it over), so the
     # card traces a model to the exact pretrained bytes, by sha256 (skinattn.models.pretrained).
-    pretrained = getattr(model, "pretrained_weights", None)
-    if pretrained is not None:
-        card[PRETRAINED_KEY] = pretrained
+    if model.pretrained_weights is not None:
+        card[PRETRAINED_KEY] = model.pretrained_weights
     card["parameters"] = sum(p.numel() for p in model.parameters())
     write_json(out / CARD_FILE, card)
     return out

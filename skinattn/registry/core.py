@@ -27,8 +27,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from skinattn.fileio import atomic_path
-from skinattn.model_card import CARD_JSON, CARD_MARKDOWN, build_card, card_json, render_markdown
+from skinattn.fileio import atomic_path, sha256_file
+from skinattn.model_card import CARD_MARKDOWN, card_files
 from skinattn.registry.errors import ObjectNotFound, RegistryError
 from skinattn.registry.metrics import Direction, compare, flatten_metrics, load_metrics
 from skinattn.registry.records import (
@@ -52,7 +52,6 @@ DEFAULT_ROOT = "registry"
 # Bound on retries when other writers keep taking the number we try to create; reaching it means
 # something is badly wrong (thousands of concurrent registrations), not ordinary contention.
 _MAX_ATTEMPTS = 1000
-_CHUNK = 1 << 20
 
 
 def default_root() -> str:
@@ -62,14 +61,6 @@ def default_root() -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _number_of(key: str) -> int | None:
@@ -218,9 +209,8 @@ class Registry:
         }
         # Every version carries its model card, built from the card and the metrics it is registered with (a
         # model registered without evaluation metrics gets a card that says so): skinattn.model_card.
-        card_doc = build_card(card, metrics_doc, weights_sha256=files[weights.name].sha256)
-        files[CARD_MARKDOWN] = self._put_bytes(render_markdown(card_doc).encode("utf-8"))
-        files[CARD_JSON] = self._put_bytes(card_json(card_doc).encode("utf-8"))
+        for name, text in card_files(card, metrics_doc, weights_sha256=files[weights.name].sha256).items():
+            files[name] = self._put_bytes(text.encode("utf-8"))
         record = dict(
             registered_at=_now(),
             metrics=flat,
@@ -247,7 +237,7 @@ class Registry:
         return StoredFile(sha256=digest, size=len(data), key=key)
 
     def _put_file(self, path: Path, progress: bool) -> StoredFile:
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         key = f"{OBJECTS}/{digest}"
         size = path.stat().st_size
         if not self.store.exists(key):
@@ -352,7 +342,7 @@ class Registry:
         card = decode(self._read_stored(record, CARD_FILE), f"{record.version}/{CARD_FILE}")
         metrics = decode(self._read_stored(record, METRICS_FILE), f"{record.version}/{METRICS_FILE}")
         weights = record.files.get(str(card.get("weights", WEIGHTS_FILE)))
-        return render_markdown(build_card(card, metrics, weights_sha256=weights.sha256 if weights else None))
+        return card_files(card, metrics, weights_sha256=weights.sha256 if weights else None)[CARD_MARKDOWN]
 
     def _read_stored(self, record: ModelVersion, name: str) -> bytes:
         stored = record.files[name]
@@ -388,13 +378,8 @@ class Registry:
         record = version if isinstance(version, ModelVersion) else self.get(version)
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
-        for name, stored in record.files.items():
-            data = self.store.get(stored.key)
-            if hashlib.sha256(data).hexdigest() != stored.sha256:
-                raise RegistryError(
-                    f"{self.uri}/{stored.key}: content does not match its digest "
-                    f"(corrupted object for {record.version}/{name})"
-                )
+        for name in record.files:
+            data = self._read_stored(record, name)
             with atomic_path(out / name) as tmp:
                 tmp.write_bytes(data)
         return out
@@ -424,7 +409,7 @@ def fingerprint_manifest(manifest: str | os.PathLike[str]) -> str:
     csv_path = path / "manifest.csv" if path.is_dir() else path
     if not csv_path.is_file():
         raise RegistryError(f"{csv_path}: no manifest.csv to fingerprint")
-    return f"sha256:{_sha256_file(csv_path)}"
+    return f"sha256:{sha256_file(csv_path)}"
 
 
 def dumps_version(version: ModelVersion) -> str:
@@ -435,7 +420,6 @@ def dumps_version(version: ModelVersion) -> str:
 def _file_digest(path: Path) -> str | None:
     """sha256 of the file at ``path``, or None when there is none."""
     try:
-        with path.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return sha256_file(path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None

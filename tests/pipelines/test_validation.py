@@ -119,6 +119,23 @@ def test_split_protocols_are_the_splitters():
     assert check_parameters({"seeds": 20, "split_protocol": "paper"}).problems == []
 
 
+def test_pretrained_suffixes_are_the_loaders():
+    """The CLI spells the weights suffixes out instead of importing torch; they must be the loader's."""
+    from skinattn.models.pretrained import FORMATS
+    from skinattn.run_parameters import PRETRAINED_SUFFIXES
+
+    assert set(PRETRAINED_SUFFIXES) == set(FORMATS)
+    assert len(PRETRAINED_SUFFIXES) == len(FORMATS)
+
+
+def test_promotion_sources_are_the_gates():
+    """The CLI spells the promotion sources out instead of importing the registry; they must be the gate's."""
+    from skinattn.registry.gate import PROMOTION_SOURCES as GATE_SOURCES
+    from skinattn.run_parameters import PROMOTION_SOURCES
+
+    assert PROMOTION_SOURCES == GATE_SOURCES
+
+
 def test_external_promotion_needs_an_external_test_set(tmp_path):
     """Issue 14: the gate cannot compare on an external test set that is not evaluated; the set itself is
     checked like the data (here: a missing local folder in the pod), and an empty URI means none."""
