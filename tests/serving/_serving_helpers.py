@@ -10,6 +10,7 @@ once per test module (:func:`running_server`), and the HTTP helpers below are sh
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import io
@@ -205,3 +206,22 @@ def check_classification(body: dict) -> list[float]:
     assert body["top_class"] == HAM10000_CLASSES[int(np.argmax(probs))]
     assert body["model"] == "skinattn" and body["version"] == "v1"
     return probs
+
+
+def asgi_call(middleware, scope: dict) -> tuple[list[dict], bool]:  # noqa: ANN001
+    """Run one HTTP request through an ASGI middleware of the service (its ``app`` replaced by a stub);
+    (the messages it sent, whether the wrapped app was reached)."""
+    reached, sent = [], []
+
+    async def app(scope, receive, send):  # noqa: ANN001, ANN202
+        reached.append(scope["path"])
+
+    async def receive():  # noqa: ANN202
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):  # noqa: ANN001, ANN202
+        sent.append(message)
+
+    middleware.app = app
+    asyncio.run(middleware(scope, receive, send))
+    return sent, bool(reached)

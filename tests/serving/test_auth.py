@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
-from _serving_helpers import encode, json_error, noise_image, post_image, running_server
+from _serving_helpers import asgi_call, encode, json_error, noise_image, post_image, running_server
 
 from serving.auth import OPEN_PATHS, BadToken, BearerTokenAuth, bearer_credentials, configured_token
 
@@ -52,21 +51,7 @@ def test_bearer_credentials_are_read_from_the_authorization_header(headers, cred
 
 def call(middleware: BearerTokenAuth, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[list[dict], bool]:
     """Run one HTTP request through the middleware; (the messages it sent, whether the app was reached)."""
-    reached, sent = [], []
-
-    async def app(scope, receive, send):  # noqa: ANN001, ANN202
-        reached.append(scope["path"])
-
-    async def receive():  # noqa: ANN202
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):  # noqa: ANN001, ANN202
-        sent.append(message)
-
-    middleware.app = app
-    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    asyncio.run(middleware(scope, receive, send))
-    return sent, bool(reached)
+    return asgi_call(middleware, {"type": "http", "method": "POST", "path": path, "headers": headers})
 
 
 def test_the_middleware_lets_the_right_token_and_the_open_paths_through():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
+
+from _serving_helpers import asgi_call
 
 from serving.model_card import ModelCardRoute
 from skinattn.model_card import CARD_JSON, CARD_MARKDOWN, card_files
@@ -15,22 +16,9 @@ MODEL_JSON = {"config": {"arch": "resnet50", "soft_attention": True, "input_size
 
 def get(route: ModelCardRoute, query: bytes = b"") -> tuple[int, dict[bytes, bytes], bytes, bool]:
     """One GET through the route: (status, headers, body, whether the wrapped app was reached)."""
-    reached, sent = [], []
-
-    async def app(scope, receive, send):  # noqa: ANN001, ANN202
-        reached.append(scope["path"])
-
-    async def receive():  # noqa: ANN202
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):  # noqa: ANN001, ANN202
-        sent.append(message)
-
-    route.app = app
     scope = {"type": "http", "method": "GET", "path": "/model-card", "query_string": query, "headers": []}
-    asyncio.run(route(scope, receive, send))
-    start, body = sent
-    return start["status"], dict(start["headers"]), body["body"], bool(reached)
+    (start, body), reached = asgi_call(route, scope)
+    return start["status"], dict(start["headers"]), body["body"], reached
 
 
 def test_a_model_exported_before_cards_existed_gets_its_card_built_from_model_json(tmp_path: Path):
